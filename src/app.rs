@@ -1,0 +1,360 @@
+//! The command-line modes (`serve`, `check`, `call`) and the [`Launcher`] that runs them.
+//!
+//! `serve` follows the start-up order of DESIGN.md §3: everything that needs wide access
+//! (policy, data directories, plugin set-up) happens while the process is single-threaded; only
+//! then is the tokio runtime built. Errors are reported once, on stderr, with an exit code from
+//! [`ExitStatus`].
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use crate::cli::{Cli, Command};
+use crate::client::{ClientError, StdioClient};
+use crate::mcp::{SessionSettings, serve};
+use crate::plugins::{Plugin, Registry, RegistryError};
+use crate::policy::{self, Policy, PolicyError, PolicySource};
+use crate::rpc::code::INVALID_PARAMS;
+
+/// Process exit codes (documented in the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// Success; for `serve`, the client closed stdin or sent SIGTERM.
+    Success = 0,
+    /// `call`: the tool ran and reported an error (`isError: true`).
+    ToolError = 1,
+    /// Bad command line, invalid policy or plugin set: fix the input and retry.
+    Usage = 2,
+    /// Runtime failure: I/O, the server could not start, or a call failed at the protocol level.
+    Failure = 3,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        ExitCode::from(status as u8)
+    }
+}
+
+/// Everything that stops a command.
+#[derive(Debug, Error)]
+pub enum LaunchError {
+    /// The policy could not be loaded.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The plugin set is invalid.
+    #[error("invalid plugin set: {0}")]
+    Registry(#[from] RegistryError),
+    /// A data directory could not be created.
+    #[error(
+        "cannot create data directory {path}: {source}\nhint: check permissions, or point audit.log_file elsewhere in the policy"
+    )]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime could not be built.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// Reading stdin failed.
+    #[error("reading stdin failed: {0}")]
+    Stdin(#[source] std::io::Error),
+    /// `call` arguments are not a JSON object.
+    #[error("JSON_ARGS must be a JSON object, e.g. '{{\"query\": \"bug\"}}': {0}")]
+    CallArguments(String),
+    /// `call` could not talk to the server.
+    #[error("call failed: {0}")]
+    Call(#[from] ClientError),
+    /// Printing the report failed.
+    #[error("cannot print: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+impl LaunchError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            LaunchError::Policy(_)
+            | LaunchError::Registry(_)
+            | LaunchError::CallArguments(_)
+            // An unknown tool or malformed call: the command line was wrong.
+            | LaunchError::Call(ClientError::Rpc {
+                code: INVALID_PARAMS,
+                ..
+            }) => ExitStatus::Usage,
+            LaunchError::DataDir { .. }
+            | LaunchError::Runtime(_)
+            | LaunchError::Stdin(_)
+            | LaunchError::Call(_)
+            | LaunchError::Output(_) => ExitStatus::Failure,
+        }
+    }
+}
+
+/// Runs the server's command line with a set of plugins.
+///
+/// ```no_run
+/// // A server binary with one extra plugin (see examples/custom_plugin.rs):
+/// # struct MyPlugin;
+/// # impl mcp_secure_server::plugins::Plugin for MyPlugin {
+/// #   fn name(&self) -> &str { "mine" } fn version(&self) -> &str { "1.0.0" }
+/// #   fn tools(&self) -> Vec<mcp_secure_server::plugins::ToolDefinition> { vec![] }
+/// #   fn call<'a>(&'a self, _: &'a str, _: serde_json::Map<String, serde_json::Value>,
+/// #     _: mcp_secure_server::plugins::CallContext) -> mcp_secure_server::plugins::ToolFuture<'a> {
+/// #     Box::pin(async { mcp_secure_server::plugins::ToolResult::text("") }) } }
+/// fn main() -> std::process::ExitCode {
+///     mcp_secure_server::Launcher::new().plugin(MyPlugin).run()
+/// }
+/// ```
+#[derive(Default)]
+pub struct Launcher {
+    plugins: Vec<Arc<dyn Plugin>>,
+}
+
+impl Launcher {
+    /// A launcher with the built-in plugins only.
+    pub fn new() -> Self {
+        Launcher::default()
+    }
+
+    /// Adds an in-process plugin; its tools are served after the built-in ones.
+    pub fn plugin(mut self, plugin: impl Plugin) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
+    }
+
+    /// Parses the process arguments and runs the chosen command.
+    pub fn run(self) -> ExitCode {
+        let cli = Cli::parse();
+        init_logging();
+        match self.run_cli(cli) {
+            Ok(status) => status.into(),
+            Err(error) => {
+                eprintln!("mcp-secure-server: error: {error}");
+                error.exit_status().into()
+            }
+        }
+    }
+
+    /// Runs an already parsed command line.
+    ///
+    /// # Errors
+    /// See [`LaunchError`].
+    pub fn run_cli(self, cli: Cli) -> Result<ExitStatus, LaunchError> {
+        let (policy, source) = policy::load(cli.policy.as_deref())?;
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => self.serve(policy, &source),
+            Command::Check { json } => self.check(&policy, &source, json),
+            Command::Call {
+                tool,
+                arguments,
+                raw,
+            } => call(
+                cli.policy.as_deref(),
+                &policy,
+                &tool,
+                arguments.as_deref(),
+                raw,
+            ),
+        }
+    }
+
+    fn serve(self, policy: Policy, source: &PolicySource) -> Result<ExitStatus, LaunchError> {
+        // 1. Everything that needs wide access, while single-threaded.
+        create_data_dirs(&policy)?;
+        let registry = Arc::new(Registry::build(self.plugins)?);
+        let settings = SessionSettings {
+            max_line_bytes: policy.limits.max_line_bytes,
+            max_in_flight: policy.limits.max_in_flight,
+            tools_page_size: policy.limits.tools_page_size,
+            tool_timeout: policy.tools.timeout,
+        };
+        // Computed now: later, /proc and cgroup files may be out of reach.
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        // 2. Only now start threads.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .max_blocking_threads(16)
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(LaunchError::Runtime)?;
+        tracing::info!(
+            policy = %source,
+            tools = registry.tools().len(),
+            "serving MCP on stdio"
+        );
+        let ending = runtime.block_on(async {
+            serve(
+                registry,
+                settings,
+                tokio::io::stdin(),
+                tokio::io::stdout(),
+                termination_signal(),
+            )
+            .await
+        });
+        // The blocking stdin reader may still sit in read(2); do not wait for it.
+        runtime.shutdown_background();
+        let ending = ending.map_err(LaunchError::Stdin)?;
+        tracing::info!(?ending, "session ended");
+        Ok(ExitStatus::Success)
+    }
+
+    fn check(
+        self,
+        policy: &Policy,
+        source: &PolicySource,
+        json: bool,
+    ) -> Result<ExitStatus, LaunchError> {
+        use std::io::Write;
+        let registry = Registry::build(self.plugins)?;
+        let report = crate::check::report(policy, source, &registry);
+        let text = if json {
+            let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
+            value["policy"] = serde_json::to_value(policy).unwrap_or(Value::Null);
+            format!("{value:#}\n")
+        } else {
+            report.to_table()
+        };
+        std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(LaunchError::Output)?;
+        Ok(ExitStatus::Success)
+    }
+}
+
+/// Creates the policy's data directories with mode 0700 (the leaf is tightened if it exists).
+fn create_data_dirs(policy: &Policy) -> Result<(), LaunchError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    for dir in policy.data_dirs() {
+        let fail = |source| LaunchError::DataDir {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(fail)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT. If the handlers cannot be installed, never completes (stdin
+/// EOF still ends the session).
+async fn termination_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; stop the server by closing stdin");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Logs go to stderr only (stdout is the protocol); no ANSI colours unless stderr is a
+/// terminal; `RUST_LOG` overrides the default `info`.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// How long `call` waits for the handshake.
+const CALL_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `call`: runs this same binary as a child server, calls one tool and prints the result.
+fn call(
+    policy_path: Option<&Path>,
+    policy: &Policy,
+    tool: &str,
+    arguments: Option<&str>,
+    raw: bool,
+) -> Result<ExitStatus, LaunchError> {
+    use std::io::Write;
+    let arguments: Value = match arguments {
+        None => json!({}),
+        Some(text) => {
+            serde_json::from_str(text).map_err(|e| LaunchError::CallArguments(e.to_string()))?
+        }
+    };
+    if !arguments.is_object() {
+        return Err(LaunchError::CallArguments(
+            "got a JSON value that is not an object".into(),
+        ));
+    }
+    let exe = std::env::current_exe().map_err(|e| LaunchError::Call(e.into()))?;
+    let mut command = std::process::Command::new(exe);
+    if let Some(path) = policy_path {
+        command.arg("--policy").arg(path);
+    }
+    command.arg("serve");
+    if std::env::var_os("RUST_LOG").is_none() {
+        // The child's start-up chatter is noise here; its warnings and errors still show.
+        command.env("RUST_LOG", "warn");
+    }
+    let mut client = StdioClient::spawn(command)?;
+    client.initialize(CALL_START_TIMEOUT)?;
+    let wait = policy.tools.timeout + CALL_START_TIMEOUT;
+    let result = client.call_method(
+        json!(1),
+        "tools/call",
+        json!({"name": tool, "arguments": arguments}),
+        wait,
+    )?;
+    client.finish(CALL_START_TIMEOUT)?;
+
+    let is_error = result
+        .get("isError")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let text = if raw {
+        format!("{result:#}\n")
+    } else if let Some(structured) = result.get("structuredContent") {
+        format!("{structured:#}\n")
+    } else {
+        let blocks = result
+            .get("content")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut text: String = blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n");
+        text.push('\n');
+        text
+    };
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(LaunchError::Output)?;
+    Ok(if is_error {
+        ExitStatus::ToolError
+    } else {
+        ExitStatus::Success
+    })
+}

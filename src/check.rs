@@ -1,0 +1,270 @@
+//! `check`: what a policy says and what the server enforces of it, as a table or JSON.
+//!
+//! The report is honest about coverage: every policy key is listed with the layer that
+//! enforces it, and keys whose enforcement is not built yet say so instead of implying
+//! protection that does not exist.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::plugins::Registry;
+use crate::policy::{Policy, PolicySource};
+
+/// Who enforces a policy key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Enforcement {
+    /// Checked by the server on every message or call.
+    Server,
+    /// Accepted and validated, but nothing enforces it yet.
+    NotYetEnforced,
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyReport {
+    /// Dotted policy key.
+    pub key: &'static str,
+    /// Its effective value, rendered.
+    pub value: String,
+    /// Who enforces it.
+    pub enforcement: Enforcement,
+    /// How, in a few words.
+    pub how: &'static str,
+}
+
+/// Everything `check` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Where the policy came from.
+    pub source: String,
+    /// One row per key.
+    pub keys: Vec<KeyReport>,
+    /// Tools that will be served, by category.
+    pub tools: Vec<Value>,
+    /// Things that look wrong but do not stop the server.
+    pub warnings: Vec<String>,
+}
+
+/// Builds the report for `policy` served with `registry`.
+pub fn report(policy: &Policy, source: &PolicySource, registry: &Registry) -> Report {
+    use Enforcement::{NotYetEnforced, Server};
+    let n = &policy.network;
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "(none)".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let endpoints = n
+        .allowed_endpoints
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e.host,
+                e.ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join("/")
+            )
+        })
+        .collect();
+    let row = |key, value, enforcement, how| KeyReport {
+        key,
+        value,
+        enforcement,
+        how,
+    };
+    let keys = vec![
+        row(
+            "network.allowed_ranges",
+            list(n.allowed_ranges.iter().map(ToString::to_string).collect()),
+            NotYetEnforced,
+            "egress connector not built yet; the server makes no network requests",
+        ),
+        row(
+            "network.allowed_endpoints",
+            list(endpoints),
+            NotYetEnforced,
+            "egress connector not built yet; the server makes no network requests",
+        ),
+        row(
+            "network.blocked_ports",
+            list(n.blocked_ports.iter().map(u16::to_string).collect()),
+            NotYetEnforced,
+            "egress connector not built yet",
+        ),
+        row(
+            "network.allow_dns",
+            n.allow_dns.to_string(),
+            NotYetEnforced,
+            "egress connector not built yet",
+        ),
+        row(
+            "network.dns_allowlist",
+            list(n.dns_allowlist.clone()),
+            NotYetEnforced,
+            "egress connector not built yet",
+        ),
+        row(
+            "filesystem.allowed_paths",
+            list(
+                policy
+                    .filesystem
+                    .allowed_paths
+                    .iter()
+                    .map(|p| p.expanded.clone())
+                    .collect(),
+            ),
+            NotYetEnforced,
+            "no built-in tool takes path arguments yet",
+        ),
+        row(
+            "filesystem.denied_paths",
+            list(
+                policy
+                    .filesystem
+                    .denied_paths
+                    .iter()
+                    .map(|p| p.expanded.clone())
+                    .collect(),
+            ),
+            NotYetEnforced,
+            "no built-in tool takes path arguments yet",
+        ),
+        row(
+            "commands.blocked",
+            list(policy.commands.blocked.iter().cloned().collect()),
+            NotYetEnforced,
+            "no built-in tool takes command arguments yet",
+        ),
+        row(
+            "tools.rate_limits",
+            list(
+                policy
+                    .tools
+                    .rate_limits
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}/min"))
+                    .collect(),
+            ),
+            NotYetEnforced,
+            "rate limiter not built yet",
+        ),
+        row(
+            "tools.timeout",
+            format!("{} s", policy.tools.timeout.as_secs_f64()),
+            Server,
+            "every tools/call is stopped at this deadline",
+        ),
+        row(
+            "audit.log_file",
+            policy.audit.log_file.display().to_string(),
+            NotYetEnforced,
+            "directory created (0700) at start-up; records not written yet",
+        ),
+        row(
+            "audit.log_level",
+            format!("{:?}", policy.audit.log_level).to_uppercase(),
+            NotYetEnforced,
+            "audit records not written yet",
+        ),
+        row(
+            "limits.max_line_bytes",
+            policy.limits.max_line_bytes.to_string(),
+            Server,
+            "longer input lines are discarded with one error",
+        ),
+        row(
+            "limits.max_in_flight",
+            policy.limits.max_in_flight.to_string(),
+            Server,
+            "further tool calls wait for a free slot",
+        ),
+        row(
+            "limits.tools_page_size",
+            policy.limits.tools_page_size.to_string(),
+            Server,
+            "tools/list page size",
+        ),
+    ];
+    let tools = registry
+        .catalog()
+        .categories
+        .iter()
+        .map(|c| json!({"category": c.name, "version": c.version, "tools": c.tools.iter().map(|t| &t.name).collect::<Vec<_>>()}))
+        .collect();
+    let warnings = policy
+        .tools
+        .rate_limits
+        .keys()
+        .filter(|name| *name != "default" && registry.get(name).is_none())
+        .map(|name| {
+            format!(
+                "tools.rate_limits.{name}: no tool of that name is served; the entry has no effect"
+            )
+        })
+        .collect();
+    Report {
+        source: source.to_string(),
+        keys,
+        tools,
+        warnings,
+    }
+}
+
+impl Report {
+    /// The report as an aligned text table.
+    pub fn to_table(&self) -> String {
+        let key_width = self.keys.iter().map(|k| k.key.len()).max().unwrap_or(0);
+        let value_width = self
+            .keys
+            .iter()
+            .map(|k| k.value.chars().count().min(48))
+            .max()
+            .unwrap_or(0);
+        let mut out = format!("policy: {} (valid)\n\n", self.source);
+        out.push_str(&format!(
+            "{:key_width$}  {:value_width$}  ENFORCED BY\n",
+            "KEY", "VALUE"
+        ));
+        for k in &self.keys {
+            let value: String = if k.value.chars().count() > 48 {
+                format!("{}…", k.value.chars().take(47).collect::<String>())
+            } else {
+                k.value.clone()
+            };
+            let by = match k.enforcement {
+                Enforcement::Server => format!("server: {}", k.how),
+                Enforcement::NotYetEnforced => format!("NOT YET ENFORCED: {}", k.how),
+            };
+            out.push_str(&format!(
+                "{:key_width$}  {value:value_width$}  {by}\n",
+                k.key
+            ));
+        }
+        out.push_str("\ntools served:\n");
+        for category in &self.tools {
+            let names: Vec<&str> = category["tools"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {} {}: {}\n",
+                category["category"].as_str().unwrap_or_default(),
+                category["version"].as_str().unwrap_or_default(),
+                names.join(", ")
+            ));
+        }
+        for warning in &self.warnings {
+            out.push_str(&format!("\nwarning: {warning}"));
+        }
+        if !self.warnings.is_empty() {
+            out.push('\n');
+        }
+        out
+    }
+}

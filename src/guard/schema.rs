@@ -1,0 +1,130 @@
+//! Tool argument validation against the tool's `inputSchema` (JSON Schema 2020-12).
+//!
+//! Validators are compiled once when the registry is built; a call only runs them. Failures
+//! become a tool error that names each offending field, so the model can correct itself.
+
+use jsonschema::Validator;
+use serde_json::Value;
+
+/// At most this many violations are listed in one error; the rest are counted.
+const MAX_REPORTED_VIOLATIONS: usize = 5;
+
+/// A compiled argument schema.
+pub struct ArgumentSchema {
+    validator: Validator,
+}
+
+impl std::fmt::Debug for ArgumentSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArgumentSchema")
+    }
+}
+
+impl ArgumentSchema {
+    /// Compiles `schema` as JSON Schema 2020-12 (the MCP 2025-11-25 default dialect).
+    ///
+    /// # Errors
+    /// The schema is not a valid 2020-12 schema.
+    pub fn compile(schema: &Value) -> Result<Self, String> {
+        jsonschema::draft202012::new(schema)
+            .map(|validator| ArgumentSchema { validator })
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks `arguments`; the error text names every offending field.
+    ///
+    /// # Errors
+    /// A message listing the violations, e.g.
+    /// `arguments.detail_level: "x" is not one of ["name","summary","full"]`.
+    pub fn check(&self, arguments: &Value) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let mut total = 0usize;
+        for error in self.validator.iter_errors(arguments) {
+            total += 1;
+            if problems.len() < MAX_REPORTED_VIOLATIONS {
+                problems.push(format!(
+                    "{}: {}",
+                    field_name(&error.instance_path().to_string()),
+                    error
+                ));
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        if total > problems.len() {
+            problems.push(format!("and {} more", total - problems.len()));
+        }
+        Err(problems.join("; "))
+    }
+}
+
+/// `/a/0/b` → `arguments.a[0].b`; the root is `arguments`.
+fn field_name(pointer: &str) -> String {
+    let mut name = String::from("arguments");
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            name.push_str(&format!("[{segment}]"));
+        } else {
+            name.push('.');
+            name.push_str(&segment);
+        }
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> ArgumentSchema {
+        ArgumentSchema::compile(&json!({
+            "type": "object",
+            "properties": {
+                "level": {"type": "string", "enum": ["a", "b"]},
+                "tags": {"type": "array", "items": {"type": "string"}}
+            },
+            "required": ["level"],
+            "additionalProperties": false
+        }))
+        .unwrap()
+    }
+
+    fn args(value: Value) -> Value {
+        value
+    }
+
+    #[test]
+    fn valid_arguments_pass() {
+        assert_eq!(
+            schema().check(&args(json!({"level": "a", "tags": ["x"]}))),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn violations_name_the_field() {
+        let error = schema().check(&args(json!({"level": "c"}))).unwrap_err();
+        assert!(error.starts_with("arguments.level: "), "{error}");
+        let error = schema()
+            .check(&args(json!({"level": "a", "tags": [1]})))
+            .unwrap_err();
+        assert!(error.starts_with("arguments.tags[0]: "), "{error}");
+        let error = schema().check(&args(json!({}))).unwrap_err();
+        assert!(
+            error.contains("\"level\" is a required property"),
+            "{error}"
+        );
+        let error = schema()
+            .check(&args(json!({"level": "a", "bogus": 1})))
+            .unwrap_err();
+        assert!(error.contains("bogus"), "{error}");
+    }
+
+    #[test]
+    fn invalid_schemas_do_not_compile() {
+        assert!(ArgumentSchema::compile(&json!({"type": "no-such-type"})).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! MCP over stdio, handshake era (2025-11-25): lifecycle, method routing and the session loop.
+//!
+//! `dispatch` decides (pure), `server` does the I/O; one file per method handler.
+
+pub mod dispatch;
+pub mod initialize;
+pub mod protocol;
+pub mod server;
+pub mod tools_call;
+pub mod tools_list;
+
+pub use server::{Ending, SessionSettings, serve};

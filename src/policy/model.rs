@@ -1,0 +1,411 @@
+//! Stage two of policy loading: the validated [`Policy`] the rest of the server uses.
+//!
+//! Paths are expanded, globs compiled, CIDRs parsed, durations typed and limits range-checked
+//! here, once. Every failure names the policy key it came from.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::expand::expand;
+use super::raw::{AuditField, AuditLevel, RawPolicy};
+use crate::rpc::framing::DEFAULT_MAX_LINE_BYTES;
+
+/// Where the audit log goes when a policy does not say (XDG state directory).
+pub const DEFAULT_AUDIT_LOG: &str = "${XDG_STATE_HOME:-~/.local/state}/mcp-secure-server/audit.log";
+/// Default `tools.timeout`: the original's 30 seconds.
+pub const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest `tools.timeout` accepted: a day; anything longer is a typo, not a deadline.
+pub const MAX_TOOL_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default number of requests processed at once; more wait (the pipe applies back-pressure).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// Default `tools/list` page size: every built-in tool fits on one page.
+pub const DEFAULT_TOOLS_PAGE_SIZE: usize = 100;
+/// Line-size bounds: below 1 KiB even `initialize` may not fit; above 256 MiB the limit
+/// no longer protects memory.
+pub const LINE_BYTES_RANGE: (usize, usize) = (1024, 256 * 1024 * 1024);
+
+/// A validation failure in stage two: which key, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Dotted key path, e.g. `filesystem.allowed_paths[0]`.
+    pub key: String,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The validated policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Policy {
+    /// Network egress rules.
+    pub network: NetworkPolicy,
+    /// Filesystem rules for `format: path` arguments.
+    pub filesystem: FilesystemPolicy,
+    /// Command rules for `format: command` arguments.
+    pub commands: CommandPolicy,
+    /// Per-tool limits.
+    pub tools: ToolPolicy,
+    /// Audit log settings.
+    pub audit: AuditPolicy,
+    /// Protocol resource bounds.
+    pub limits: Limits,
+}
+
+/// `network:` after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkPolicy {
+    /// Address ranges the connector may reach.
+    pub allowed_ranges: Vec<IpNet>,
+    /// Named hosts and their ports.
+    pub allowed_endpoints: Vec<Endpoint>,
+    /// Ports never connected to.
+    pub blocked_ports: BTreeSet<u16>,
+    /// Whether names may be resolved at all.
+    pub allow_dns: bool,
+    /// Names that may be resolved (lowercase, no trailing dot).
+    pub dns_allowlist: Vec<String>,
+}
+
+/// One allowed endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    /// Lowercase host name without a trailing dot.
+    pub host: String,
+    /// Ports allowed for this host.
+    pub ports: BTreeSet<u16>,
+    /// Free text from the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// One path glob as written and as expanded.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathPattern {
+    /// As written in the policy.
+    pub written: String,
+    /// After `${VAR}` and `~` expansion.
+    pub expanded: String,
+}
+
+/// `filesystem:` after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilesystemPolicy {
+    /// Allowed path globs.
+    pub allowed_paths: Vec<PathPattern>,
+    /// Denied path globs (checked first).
+    pub denied_paths: Vec<PathPattern>,
+    /// `allowed_paths` compiled (case-sensitive).
+    #[serde(skip)]
+    pub allowed_set: GlobSet,
+    /// `denied_paths` compiled case-insensitively: `.SSH` is as secret as `.ssh`.
+    #[serde(skip)]
+    pub denied_set: GlobSet,
+}
+
+/// `commands:` after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandPolicy {
+    /// Program names never run (lowercase).
+    pub blocked: BTreeSet<String>,
+}
+
+/// `tools:` after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolPolicy {
+    /// Calls per minute by tool name; `default` applies to the others.
+    pub rate_limits: BTreeMap<String, u32>,
+    /// Deadline of every tool call.
+    #[serde(serialize_with = "seconds")]
+    pub timeout: Duration,
+}
+
+/// `audit:` after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditPolicy {
+    /// Expanded, absolute path of the JSON Lines file.
+    pub log_file: PathBuf,
+    /// Minimum level recorded.
+    pub log_level: AuditLevel,
+    /// Fields to record (empty: all).
+    pub include: Vec<AuditField>,
+}
+
+/// `limits:` after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    /// Longest accepted input line in bytes.
+    pub max_line_bytes: usize,
+    /// Requests processed at once.
+    pub max_in_flight: usize,
+    /// Tools per `tools/list` page.
+    pub tools_page_size: usize,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Policy {
+    /// Validates a raw policy, expanding variables with `env`.
+    ///
+    /// # Errors
+    /// The first key that fails validation.
+    pub(crate) fn from_raw(
+        raw: RawPolicy,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Invalid> {
+        Ok(Policy {
+            network: network(raw.network)?,
+            filesystem: filesystem(raw.filesystem, env)?,
+            commands: CommandPolicy {
+                blocked: raw
+                    .commands
+                    .blocked
+                    .iter()
+                    .map(|c| c.trim().to_lowercase())
+                    .collect(),
+            },
+            tools: tools(raw.tools)?,
+            audit: audit(raw.audit, env)?,
+            limits: limits(raw.limits)?,
+        })
+    }
+
+    /// Directories the server writes to, created (mode 0700) at start-up.
+    pub fn data_dirs(&self) -> Vec<PathBuf> {
+        self.audit
+            .log_file
+            .parent()
+            .map(PathBuf::from)
+            .into_iter()
+            .collect()
+    }
+
+    /// The rate limit for `tool`, from its own entry or `default`.
+    pub fn rate_limit(&self, tool: &str) -> Option<u32> {
+        self.tools
+            .rate_limits
+            .get(tool)
+            .or_else(|| self.tools.rate_limits.get("default"))
+            .copied()
+    }
+}
+
+fn network(raw: super::raw::RawNetwork) -> Result<NetworkPolicy, Invalid> {
+    let mut allowed_ranges = Vec::new();
+    for (i, text) in raw.allowed_ranges.iter().enumerate() {
+        allowed_ranges.push(
+            parse_range(text)
+                .map_err(|message| invalid(format!("network.allowed_ranges[{i}]"), message))?,
+        );
+    }
+    let mut allowed_endpoints = Vec::new();
+    for (i, endpoint) in raw.allowed_endpoints.into_iter().enumerate() {
+        let host = normalize_host(&endpoint.host)
+            .map_err(|m| invalid(format!("network.allowed_endpoints[{i}].host"), m))?;
+        if endpoint.ports.is_empty() {
+            return Err(invalid(
+                format!("network.allowed_endpoints[{i}].ports"),
+                "no ports listed; add at least one, e.g. ports: [443]",
+            ));
+        }
+        allowed_endpoints.push(Endpoint {
+            host,
+            ports: endpoint.ports.iter().map(|p| p.0).collect(),
+            description: endpoint.description,
+        });
+    }
+    let mut dns_allowlist = Vec::new();
+    for (i, name) in raw.dns_allowlist.iter().enumerate() {
+        dns_allowlist.push(
+            normalize_host(name).map_err(|m| invalid(format!("network.dns_allowlist[{i}]"), m))?,
+        );
+    }
+    Ok(NetworkPolicy {
+        allowed_ranges,
+        allowed_endpoints,
+        blocked_ports: raw.blocked_ports.iter().map(|p| p.0).collect(),
+        allow_dns: raw.allow_dns,
+        dns_allowlist,
+    })
+}
+
+/// A CIDR, or a bare address meaning just that host.
+fn parse_range(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    if let Ok(addr) = text.parse::<std::net::IpAddr>() {
+        return Ok(IpNet::from(addr));
+    }
+    Err(format!(
+        "{text:?} is not a CIDR range; write e.g. \"10.0.0.0/8\" or \"fd00::/8\""
+    ))
+}
+
+/// Lowercase, no trailing dot, only characters a DNS name (or `*.` wildcard) can have.
+fn normalize_host(host: &str) -> Result<String, String> {
+    let lower = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let valid = !lower.is_empty()
+        && lower.len() <= 253
+        && lower
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*' | '_'));
+    if valid {
+        Ok(lower)
+    } else {
+        Err(format!(
+            "{host:?} is not a host name; write e.g. \"lite.duckduckgo.com\" or \"*.example.com\""
+        ))
+    }
+}
+
+fn filesystem(
+    raw: super::raw::RawFilesystem,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<FilesystemPolicy, Invalid> {
+    let allowed_paths = patterns("filesystem.allowed_paths", &raw.allowed_paths, env)?;
+    let denied_paths = patterns("filesystem.denied_paths", &raw.denied_paths, env)?;
+    Ok(FilesystemPolicy {
+        allowed_set: glob_set("filesystem.allowed_paths", &allowed_paths, false)?,
+        denied_set: glob_set("filesystem.denied_paths", &denied_paths, true)?,
+        allowed_paths,
+        denied_paths,
+    })
+}
+
+fn patterns(
+    key: &str,
+    written: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<PathPattern>, Invalid> {
+    written
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let expanded =
+                expand(w, env).map_err(|e| invalid(format!("{key}[{i}]"), e.to_string()))?;
+            if expanded.contains('\0') {
+                return Err(invalid(format!("{key}[{i}]"), "contains a NUL byte"));
+            }
+            Ok(PathPattern {
+                written: w.clone(),
+                expanded,
+            })
+        })
+        .collect()
+}
+
+fn glob_set(
+    key: &str,
+    patterns: &[PathPattern],
+    case_insensitive: bool,
+) -> Result<GlobSet, Invalid> {
+    let mut builder = GlobSetBuilder::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        let glob = GlobBuilder::new(&pattern.expanded)
+            .literal_separator(true)
+            .case_insensitive(case_insensitive)
+            .build()
+            .map_err(|e| invalid(format!("{key}[{i}]"), format!("invalid glob: {}", e.kind())))?;
+        builder.add(glob);
+    }
+    builder
+        .build()
+        .map_err(|e| invalid(key, format!("invalid glob set: {e}")))
+}
+
+fn tools(raw: super::raw::RawTools) -> Result<ToolPolicy, Invalid> {
+    for (name, limit) in &raw.rate_limits {
+        if *limit == 0 {
+            return Err(invalid(
+                format!("tools.rate_limits.{name}"),
+                "0 calls per minute would make the tool unusable; write at least 1",
+            ));
+        }
+    }
+    let timeout = match raw.timeout {
+        None => DEFAULT_TOOL_TIMEOUT,
+        Some(secs) => Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|d| !d.is_zero() && *d <= MAX_TOOL_TIMEOUT)
+            .ok_or_else(|| {
+                invalid(
+                    "tools.timeout",
+                    format!("{secs} is not a timeout; write seconds between 0 and 86400, e.g. 30"),
+                )
+            })?,
+    };
+    Ok(ToolPolicy {
+        rate_limits: raw.rate_limits,
+        timeout,
+    })
+}
+
+fn audit(
+    raw: super::raw::RawAudit,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AuditPolicy, Invalid> {
+    let written = raw.log_file.as_deref().unwrap_or(DEFAULT_AUDIT_LOG);
+    let expanded = expand(written, env).map_err(|e| invalid("audit.log_file", e.to_string()))?;
+    let log_file = PathBuf::from(&expanded);
+    if !log_file.is_absolute() || log_file.file_name().is_none() {
+        return Err(invalid(
+            "audit.log_file",
+            format!(
+                "{expanded:?} is not an absolute file path; write e.g. \"~/.local/state/mcp-secure-server/audit.log\""
+            ),
+        ));
+    }
+    Ok(AuditPolicy {
+        log_file,
+        log_level: raw.log_level.unwrap_or(AuditLevel::Info),
+        include: raw.include.unwrap_or_default(),
+    })
+}
+
+fn limits(raw: super::raw::RawLimits) -> Result<Limits, Invalid> {
+    let max_line_bytes = in_range(
+        "limits.max_line_bytes",
+        raw.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES),
+        LINE_BYTES_RANGE,
+    )?;
+    let max_in_flight = in_range(
+        "limits.max_in_flight",
+        raw.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+        (1, 4096),
+    )?;
+    let tools_page_size = in_range(
+        "limits.tools_page_size",
+        raw.tools_page_size.unwrap_or(DEFAULT_TOOLS_PAGE_SIZE),
+        (1, 10_000),
+    )?;
+    Ok(Limits {
+        max_line_bytes,
+        max_in_flight,
+        tools_page_size,
+    })
+}
+
+fn in_range(key: &str, value: usize, (low, high): (usize, usize)) -> Result<usize, Invalid> {
+    if (low..=high).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(
+            key,
+            format!("{value} is out of range; write a number from {low} to {high}"),
+        ))
+    }
+}

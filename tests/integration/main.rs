@@ -1,0 +1,17 @@
+//! Integration tests: the real binaries over pipes. One test binary, one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod harness;
+
+// JSON-RPC framing and parsing rules, each case followed by a liveness ping.
+mod rpc_rules;
+// initialize, ping, version negotiation, pre-init and undeclared methods.
+mod lifecycle;
+// tools/list pagination and tools/call protocol errors and validation.
+mod tools;
+// Concurrency, cancellation, deadlines and bounded in-flight work.
+mod concurrency;
+// A full session end to end, and shutdown.
+mod session;
+// The command line: check, call, --version, policy compatibility.
+mod cli;
