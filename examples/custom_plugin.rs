@@ -53,12 +53,7 @@ impl Plugin for TextTools {
                     "required": ["words", "lines", "characters"],
                     "additionalProperties": false
                 })),
-                annotations: ToolAnnotations {
-                    read_only: true,
-                    destructive: false,
-                    idempotent: true,
-                    open_world: false,
-                },
+                annotations: ToolAnnotations::READ_ONLY,
             },
             ToolDefinition {
                 name: "wait".into(),
@@ -75,12 +70,7 @@ impl Plugin for TextTools {
                     "additionalProperties": false
                 }),
                 output_schema: None,
-                annotations: ToolAnnotations {
-                    read_only: true,
-                    destructive: false,
-                    idempotent: true,
-                    open_world: false,
-                },
+                annotations: ToolAnnotations::READ_ONLY,
             },
         ]
     }

@@ -192,14 +192,9 @@ impl Launcher {
             "serving MCP on stdio"
         );
         let ending = runtime.block_on(async {
-            serve(
-                registry,
-                settings,
-                tokio::io::stdin(),
-                tokio::io::stdout(),
-                termination_signal(),
-            )
-            .await
+            let input = crate::mcp::stdio::input()?;
+            let output = crate::mcp::stdio::output()?;
+            serve(registry, settings, input, output, termination_signal()).await
         });
         // The blocking stdin reader may still sit in read(2); do not wait for it.
         runtime.shutdown_background();

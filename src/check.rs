@@ -182,7 +182,7 @@ pub fn report(policy: &Policy, source: &PolicySource, registry: &Registry) -> Re
             "limits.max_in_flight",
             policy.limits.max_in_flight.to_string(),
             Server,
-            "further tool calls wait for a free slot",
+            "tool calls running at once; 4x more may wait, then \"busy\"",
         ),
         row(
             "limits.tools_page_size",

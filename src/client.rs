@@ -1,13 +1,15 @@
 //! A small, synchronous MCP client over a child process's stdio.
 //!
-//! Used by the `call` command, the integration tests and the benchmark, so it stays dependency
-//! free: a reader thread turns the child's stdout into lines on a channel, and every wait has a
-//! timeout. Dropping the client kills and reaps the child, so no test leaves a process behind.
+//! Used by the `call` command, the integration tests and the benchmark. Reads happen on the
+//! calling thread, with `poll(2)` for timeouts: no reader thread, so a round trip costs only
+//! the two process wake-ups it must (a thread hop here would dominate the benchmark). Dropping
+//! the client kills and reaps the child, so no test leaves a process behind.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -42,8 +44,15 @@ pub enum ClientError {
 pub struct StdioClient {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<Vec<u8>>,
+    stdout: ChildStdout,
+    /// Bytes read but not yet returned, from `consumed` on.
+    pending: Vec<u8>,
+    consumed: usize,
+    eof: bool,
 }
+
+/// Bytes read from the server per `read(2)`.
+const READ_CHUNK: usize = 64 * 1024;
 
 impl StdioClient {
     /// Starts `command` with piped stdin/stdout (stderr is left as configured).
@@ -60,25 +69,13 @@ impl StdioClient {
             .stdout
             .take()
             .ok_or_else(|| std::io::Error::other("child stdout was not captured"))?;
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                let mut line = Vec::new();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if sender.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
         Ok(StdioClient {
             child,
             stdin,
-            lines,
+            stdout,
+            pending: Vec::new(),
+            consumed: 0,
+            eof: false,
         })
     }
 
@@ -116,10 +113,52 @@ impl StdioClient {
     /// # Errors
     /// Timeout, or the server closed its output.
     pub fn recv_line(&mut self, timeout: Duration) -> Result<Vec<u8>, ClientError> {
-        match self.lines.recv_timeout(timeout) {
-            Ok(line) => Ok(line),
-            Err(RecvTimeoutError::Timeout) => Err(ClientError::Timeout(timeout)),
-            Err(RecvTimeoutError::Disconnected) => Err(ClientError::Closed),
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(newline) = memchr::memchr(b'\n', &self.pending[self.consumed..]) {
+                let end = self.consumed + newline + 1;
+                let line = self.pending[self.consumed..end].to_vec();
+                self.consumed = end;
+                if self.consumed == self.pending.len() {
+                    self.pending.clear();
+                    self.consumed = 0;
+                }
+                return Ok(line);
+            }
+            if self.eof {
+                return Err(ClientError::Closed);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.wait_readable(left)? {
+                return Err(ClientError::Timeout(timeout));
+            }
+            let start = self.pending.len();
+            self.pending.resize(start + READ_CHUNK, 0);
+            let read = self.stdout.read(&mut self.pending[start..]);
+            self.pending.truncate(start + *read.as_ref().unwrap_or(&0));
+            match read {
+                // After poll said readable, zero bytes means the server closed its stdout.
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Waits until the server's stdout has data or was closed; `false` on timeout.
+    fn wait_readable(&self, timeout: Duration) -> Result<bool, ClientError> {
+        let timeout = Timespec {
+            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(&self.stdout, PollFlags::IN)];
+        loop {
+            match rustix::event::poll(&mut fds, Some(&timeout)) {
+                Ok(ready) => return Ok(ready > 0),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(error) => return Err(std::io::Error::from(error).into()),
+            }
         }
     }
 

@@ -26,7 +26,17 @@ impl ArgumentSchema {
     /// # Errors
     /// The schema is not a valid 2020-12 schema.
     pub fn compile(schema: &Value) -> Result<Self, String> {
-        jsonschema::draft202012::new(schema)
+        // Without `properties`, the validator reports an undeclared argument as "False schema
+        // does not allow 1", naming neither the argument nor its place; an empty `properties`
+        // (same meaning) makes it say "'name' was unexpected".
+        let mut schema = schema.clone();
+        if let Some(root) = schema.as_object_mut() {
+            if root.get("additionalProperties") == Some(&Value::Bool(false)) {
+                root.entry("properties")
+                    .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            }
+        }
+        jsonschema::draft202012::new(&schema)
             .map(|validator| ArgumentSchema { validator })
             .map_err(|e| e.to_string())
     }
@@ -121,6 +131,15 @@ mod tests {
             .check(&args(json!({"level": "a", "bogus": 1})))
             .unwrap_err();
         assert!(error.contains("bogus"), "{error}");
+    }
+
+    #[test]
+    fn an_undeclared_argument_is_named_even_without_properties() {
+        let closed =
+            ArgumentSchema::compile(&json!({"type": "object", "additionalProperties": false}))
+                .unwrap();
+        let error = closed.check(&json!({"surprise": 1})).unwrap_err();
+        assert!(error.contains("'surprise' was unexpected"), "{error}");
     }
 
     #[test]

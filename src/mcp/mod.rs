@@ -6,6 +6,7 @@ pub mod dispatch;
 pub mod initialize;
 pub mod protocol;
 pub mod server;
+pub mod stdio;
 pub mod tools_call;
 pub mod tools_list;
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::dispatch::{Dispatcher, Effect, Route};
 use super::tools_call::{ToolCall, execute};
@@ -61,7 +62,15 @@ pub enum Ending {
     OutputClosed,
 }
 
-type InFlight = Arc<Mutex<HashMap<Id, CancellationToken>>>;
+/// Calls admitted and not yet finished or cancelled, by request id.
+type InFlight = Arc<Mutex<HashMap<Id, InFlightCall>>>;
+
+/// One admitted call. `seq` tells a finishing task whether the entry is still its own: after a
+/// cancellation, the client may reuse the id for a new call before the old task has noticed.
+struct InFlightCall {
+    seq: u64,
+    token: CancellationToken,
+}
 
 /// Serves one MCP session from `input` to `output` until the input ends, the output closes or
 /// `shutdown` completes.
@@ -86,9 +95,8 @@ where
         registry,
         output: sender,
         in_flight: Arc::new(Mutex::new(HashMap::new())),
-        admitted: Arc::new(Semaphore::new(
-            settings.max_in_flight.saturating_mul(QUEUED_PER_SLOT),
-        )),
+        next_seq: 0,
+        tasks: TaskTracker::new(),
         running: Arc::new(Semaphore::new(settings.max_in_flight)),
         stop: CancellationToken::new(),
         settings,
@@ -118,9 +126,11 @@ struct Session {
     dispatcher: Dispatcher,
     registry: Arc<Registry>,
     output: mpsc::Sender<Vec<u8>>,
+    /// Admitted calls; its size is what admission bounds.
     in_flight: InFlight,
-    /// Calls admitted (running or waiting); bounds memory and tasks.
-    admitted: Arc<Semaphore>,
+    next_seq: u64,
+    /// Every call task, so shutdown can wait for them.
+    tasks: TaskTracker,
     /// Calls running; `limits.max_in_flight`.
     running: Arc<Semaphore>,
     stop: CancellationToken,
@@ -201,11 +211,12 @@ impl Session {
     }
 
     fn cancel(&self, id: &Id) {
-        let token = lock(&self.in_flight).get(id).cloned();
-        match token {
-            Some(token) => {
+        // Removing the entry here, not when the task notices, frees its admission at once.
+        let call = lock(&self.in_flight).remove(id);
+        match call {
+            Some(call) => {
                 tracing::debug!(%id, "request cancelled by client");
-                token.cancel();
+                call.token.cancel();
             }
             // Finished already, or never existed: the spec says to ignore it.
             None => tracing::debug!(%id, "cancellation for no running request"),
@@ -213,33 +224,47 @@ impl Session {
     }
 
     async fn start_call(&mut self, id: Id, call: ToolCall) -> bool {
-        if lock(&self.in_flight).contains_key(&id) {
-            let error = ErrorObject::new(
-                code::INVALID_REQUEST,
-                format!("id {id} is already used by a request in progress; use a new id"),
-            );
-            return self.send(error_line(Some(&id), &error)).await;
-        }
-        // Admission never blocks the reader, so ping and cancellation stay responsive however
-        // busy the tools are; past the bound, the call is refused with advice instead.
-        let Ok(admission) = Arc::clone(&self.admitted).try_acquire_owned() else {
-            let busy = ToolResult::error(format!(
-                "the server is busy: {} calls are running or waiting (limits.max_in_flight is {}); \
-                 retry when one of them has finished",
-                self.admission_capacity(),
-                self.settings.max_in_flight
-            ));
-            return self.send(result_line(&id, &busy.to_mcp())).await;
-        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let token = self.stop.child_token();
-        lock(&self.in_flight).insert(id.clone(), token.clone());
+        let refusal = {
+            let mut in_flight = lock(&self.in_flight);
+            if in_flight.contains_key(&id) {
+                Some(error_line(
+                    Some(&id),
+                    &ErrorObject::new(
+                        code::INVALID_REQUEST,
+                        format!("id {id} is already used by a request in progress; use a new id"),
+                    ),
+                ))
+            } else if in_flight.len() >= self.admission_capacity() {
+                // Admission never blocks the reader, so ping and cancellation stay responsive
+                // however busy the tools are; past the bound the call is refused with advice.
+                let busy = ToolResult::error(format!(
+                    "the server is busy: {} calls are running or waiting (limits.max_in_flight \
+                     is {}); retry when one of them has finished",
+                    in_flight.len(),
+                    self.settings.max_in_flight
+                ));
+                Some(result_line(&id, &busy.to_mcp()))
+            } else {
+                let entry = InFlightCall {
+                    seq,
+                    token: token.clone(),
+                };
+                in_flight.insert(id.clone(), entry);
+                None
+            }
+        };
+        if let Some(line) = refusal {
+            return self.send(line).await;
+        }
         let registry = Arc::clone(&self.registry);
         let running = Arc::clone(&self.running);
         let in_flight = Arc::clone(&self.in_flight);
         let output = self.output.clone();
         let timeout = self.settings.tool_timeout;
-        tokio::spawn(async move {
-            let _admission = admission;
+        self.tasks.spawn(async move {
             let outcome = tokio::select! {
                 biased;
                 () = token.cancelled() => None,
@@ -250,7 +275,12 @@ impl Session {
                     execute(registry, call, CallContext::new(timeout, token.clone())).await
                 } => Some(outcome),
             };
-            lock(&in_flight).remove(&id);
+            {
+                let mut in_flight = lock(&in_flight);
+                if in_flight.get(&id).is_some_and(|entry| entry.seq == seq) {
+                    in_flight.remove(&id);
+                }
+            }
             // Re-check: a cancellation that raced with completion still suppresses the answer.
             if let (Some(outcome), false) = (outcome, token.is_cancelled()) {
                 let line = match outcome {
@@ -268,10 +298,10 @@ impl Session {
         self.settings.max_in_flight.saturating_mul(QUEUED_PER_SLOT)
     }
 
-    /// Waits until no call is running or waiting, or `grace` has passed.
+    /// Waits until every call task has ended, or `grace` has passed.
     async fn wait_for_calls(&self, grace: Duration) {
-        let all = u32::try_from(self.admission_capacity()).unwrap_or(u32::MAX);
-        if tokio::time::timeout(grace, self.admitted.acquire_many(all))
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
             .await
             .is_err()
         {
@@ -282,7 +312,7 @@ impl Session {
 
 /// The in-flight map is only held for single inserts and lookups, so a std mutex is right;
 /// a panic while holding it cannot leave the map inconsistent, so poisoning is ignored.
-fn lock(map: &InFlight) -> std::sync::MutexGuard<'_, HashMap<Id, CancellationToken>> {
+fn lock(map: &InFlight) -> std::sync::MutexGuard<'_, HashMap<Id, InFlightCall>> {
     map.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

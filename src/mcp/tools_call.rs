@@ -7,8 +7,10 @@
 
 use std::sync::Arc;
 
+use std::panic::AssertUnwindSafe;
+use std::task::Poll;
+
 use serde_json::{Map, Value};
-use tokio::task::JoinHandle;
 
 use crate::plugins::{CallContext, Registry, ToolResult};
 use crate::rpc::{ErrorObject, code};
@@ -88,16 +90,21 @@ pub async fn execute(
     let timeout = ctx.remaining();
     let deadline = ctx.deadline();
     let plugin = Arc::clone(&tool.plugin);
-    let name = call.tool.clone();
-    // The plugin runs in its own task so that a panic is contained and reported, and the
-    // guard aborts it when this future is dropped (cancellation) or the deadline passes.
-    let mut task = AbortOnDrop(tokio::spawn(async move {
-        plugin.call(&name, arguments, ctx).await
-    }));
-    match tokio::time::timeout_at(deadline, task.join()).await {
+    let mut running = plugin.call(&call.tool, arguments, ctx);
+    // Polled in place (no extra task, no thread hop); a panic inside the plugin is caught at
+    // each poll and reported, and dropping this future (cancellation, deadline) drops the
+    // plugin's future with it.
+    let guarded = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| running.as_mut().poll(cx))) {
+            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+        }
+    });
+    match tokio::time::timeout_at(deadline, guarded).await {
         Ok(Ok(result)) => Ok(result),
-        Ok(Err(join_error)) => {
-            tracing::error!(tool = %call.tool, error = %join_error, "tool task failed");
+        Ok(Err(panic)) => {
+            tracing::error!(tool = %call.tool, %panic, "tool panicked");
             Err(ErrorObject::new(
                 code::INTERNAL_ERROR,
                 format!(
@@ -115,19 +122,117 @@ pub async fn execute(
     }
 }
 
-/// Aborts the task when dropped, so a cancelled or timed-out call stops running.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> AbortOnDrop<T> {
-    async fn join(&mut self) -> Result<T, tokio::task::JoinError> {
-        // `&mut JoinHandle` is itself a future; awaiting it keeps ownership here, so the
-        // `Drop` below still runs when the caller gives up.
-        (&mut self.0).await
-    }
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::{Plugin, ToolDefinition, ToolFuture};
+    use serde_json::json;
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    /// A plugin whose tools misbehave on purpose.
+    struct Faulty;
+
+    impl Plugin for Faulty {
+        fn name(&self) -> &str {
+            "faulty"
+        }
+        fn version(&self) -> &str {
+            "0"
+        }
+        fn tools(&self) -> Vec<ToolDefinition> {
+            ["explode", "hang"]
+                .into_iter()
+                .map(|name| {
+                    crate::plugins::test_tool(
+                        name,
+                        json!({"type": "object", "additionalProperties": false}),
+                    )
+                })
+                .collect()
+        }
+        fn call<'a>(
+            &'a self,
+            tool: &'a str,
+            _: Map<String, Value>,
+            _: CallContext,
+        ) -> ToolFuture<'a> {
+            Box::pin(async move {
+                if tool == "explode" {
+                    tokio::task::yield_now().await;
+                    panic!("boom");
+                }
+                std::future::pending::<ToolResult>().await
+            })
+        }
+    }
+
+    fn registry() -> Arc<Registry> {
+        Arc::new(Registry::build(vec![Arc::new(Faulty)]).unwrap())
+    }
+
+    fn run(tool: &str, timeout: Duration) -> Result<ToolResult, ErrorObject> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let call = ToolCall {
+            tool: tool.into(),
+            arguments: json!({}),
+        };
+        runtime.block_on(execute(
+            registry(),
+            call,
+            CallContext::new(timeout, CancellationToken::new()),
+        ))
+    }
+
+    #[test]
+    fn a_panicking_plugin_becomes_an_internal_error_without_details() {
+        let error = run("explode", Duration::from_secs(60)).unwrap_err();
+        assert_eq!(error.code, code::INTERNAL_ERROR);
+        assert!(
+            !error.message.contains("boom"),
+            "panic text stays in the log: {error:?}"
+        );
+    }
+
+    #[test]
+    fn the_deadline_turns_a_hang_into_a_tool_error() {
+        let result = run("hang", Duration::from_millis(10)).unwrap();
+        assert!(result.is_error);
+    }
+
+    #[test]
+    fn bad_arguments_never_reach_the_plugin() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let call = ToolCall {
+            tool: "explode".into(),
+            arguments: json!({"unexpected": 1}),
+        };
+        let result = runtime
+            .block_on(execute(
+                registry(),
+                call,
+                CallContext::new(Duration::from_secs(60), CancellationToken::new()),
+            ))
+            .unwrap();
+        assert!(result.is_error);
+        assert!(
+            result.to_mcp().to_string().contains("unexpected"),
+            "{:?}",
+            result
+        );
     }
 }

@@ -74,12 +74,7 @@ impl Discovery {
 
     /// The two tool definitions (also needed before the catalog exists).
     pub fn definitions() -> Vec<ToolDefinition> {
-        let read_only = ToolAnnotations {
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-        };
+        let read_only = ToolAnnotations::READ_ONLY;
         vec![
             ToolDefinition {
                 name: "search_tools".into(),

@@ -58,6 +58,29 @@ pub struct ToolAnnotations {
     pub open_world: bool,
 }
 
+impl ToolAnnotations {
+    /// A tool that only reads local state: not destructive, idempotent, no network.
+    pub const READ_ONLY: ToolAnnotations = ToolAnnotations {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+}
+
+/// A minimal valid tool for unit tests: closed schema, read-only.
+#[cfg(test)]
+pub(crate) fn test_tool(name: &str, input_schema: Value) -> ToolDefinition {
+    ToolDefinition {
+        name: name.into(),
+        title: None,
+        description: "does things".into(),
+        input_schema,
+        output_schema: None,
+        annotations: ToolAnnotations::READ_ONLY,
+    }
+}
+
 /// One tool, as listed by `tools/list`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolDefinition {

@@ -211,7 +211,7 @@ fn check_closed_object(schema: &Value, what: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::{CallContext, ToolAnnotations, ToolFuture, ToolResult};
+    use crate::plugins::{CallContext, ToolFuture, ToolResult};
     use serde_json::{Map, json};
 
     struct Fake {
@@ -235,19 +235,7 @@ mod tests {
     }
 
     fn tool(name: &str, schema: Value) -> ToolDefinition {
-        ToolDefinition {
-            name: name.into(),
-            title: None,
-            description: "does things".into(),
-            input_schema: schema,
-            output_schema: None,
-            annotations: ToolAnnotations {
-                read_only: true,
-                destructive: false,
-                idempotent: true,
-                open_world: false,
-            },
-        }
+        crate::plugins::test_tool(name, schema)
     }
 
     fn closed() -> Value {

@@ -1,7 +1,7 @@
 //! The security policy: loading `policy.yaml` (or the embedded default) into a validated
 //! [`Policy`].
 //!
-//! Loading is two stages: [`raw`] mirrors the YAML and rejects unknown keys; [`model`] expands
+//! Loading is two stages: `raw` mirrors the YAML and rejects unknown keys; [`model`] expands
 //! `${VAR}`/`~`, compiles globs, parses CIDRs and checks ranges. Every error names the key (and,
 //! for YAML errors, the line and column) and says what to write instead. Enforcement lives
 //! elsewhere; this module only decides what the policy says.

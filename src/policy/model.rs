@@ -21,7 +21,7 @@ pub const DEFAULT_AUDIT_LOG: &str = "${XDG_STATE_HOME:-~/.local/state}/mcp-secur
 pub const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest `tools.timeout` accepted: a day; anything longer is a typo, not a deadline.
 pub const MAX_TOOL_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
-/// Default number of requests processed at once; more wait (the pipe applies back-pressure).
+/// Default number of tool calls running at once (a few times more may wait for a slot).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 /// Default `tools/list` page size: every built-in tool fits on one page.
 pub const DEFAULT_TOOLS_PAGE_SIZE: usize = 100;
@@ -146,7 +146,7 @@ pub struct AuditPolicy {
 pub struct Limits {
     /// Longest accepted input line in bytes.
     pub max_line_bytes: usize,
-    /// Requests processed at once.
+    /// Tool calls running at once.
     pub max_in_flight: usize,
     /// Tools per `tools/list` page.
     pub tools_page_size: usize,

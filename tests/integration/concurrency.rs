@@ -84,7 +84,12 @@ fn calls_past_the_admission_bound_are_answered_busy_at_once() {
         cancel(&mut server, json!(id));
     }
     let answer = server.call_tool(json!(6), "wait", json!({"milliseconds": 0}));
-    assert_eq!(tool_text(&answer), "waited 0 ms");
+    assert_eq!(
+        tool_text(&answer),
+        "waited 0 ms",
+        "{}",
+        server.sandbox.stderr()
+    );
 }
 
 #[test]

@@ -29,10 +29,15 @@ pub fn example_bin() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
     let bin = profile_dir.join("examples").join("custom_plugin");
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let example = modified(&bin);
+    // Both binaries link the library; an example older than the server was built from older
+    // library code (`cargo test --test integration` rebuilds only the server).
+    let fresh = example.is_some() && example >= modified(&server_bin());
     assert!(
-        bin.exists(),
-        "{} is missing; run the whole suite with `cargo test` (it builds examples), or \
-         `cargo build --examples` first",
+        fresh,
+        "{} is missing or older than the server binary; run the whole suite with `cargo test` \
+         (it builds examples), or `cargo build --examples` first",
         bin.display()
     );
     bin

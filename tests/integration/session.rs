@@ -129,3 +129,32 @@ fn logs_go_to_stderr_and_honour_rust_log() {
         "{stderr}"
     );
 }
+
+#[test]
+fn stdin_from_a_regular_file_is_served_too() {
+    // Files are not pollable: the server falls back to blocking reads for them.
+    let sandbox = crate::harness::Sandbox::new();
+    let requests = sandbox.path().join("requests.jsonl");
+    std::fs::write(&requests, concat!(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"f","version":"1"}}}"#, "\n",
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_categories"}}"#, "\n",
+    )).unwrap();
+    let out = sandbox
+        .command(&crate::harness::server_bin())
+        .stdin(std::fs::File::open(&requests).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let answers: Vec<serde_json::Value> = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .any(|a| a["id"] == 2 && a["result"]["isError"] == false)
+    );
+}

@@ -1,0 +1,243 @@
+//! `mcp-bench`: measures an MCP stdio server through its pipes and prints the numbers.
+//!
+//! ```text
+//! cargo run --release --bin mcp-bench                      # our server, next to this binary
+//! cargo run --release --bin mcp-bench -- --json            # the same, as JSON
+//! cargo run --release --bin mcp-bench -- -- node other-server.js   # any other stdio server
+//! ```
+//!
+//! Measured: spawn-to-`initialize`-answer latency, `tools/call` round trips (sequential),
+//! pipelined throughput, and the server's peak RSS. Numbers, not pass/fail: targets live in
+//! the README, not in tests.
+
+// A reporting tool: its output is for people and scripts, and stdout is the place for it.
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use mcp_secure_server::client::StdioClient;
+use serde_json::{Value, json};
+
+/// Generous per-answer timeout: a stuck server ends the run instead of hanging it.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Benchmark an MCP stdio server.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Server start-ups to time.
+    #[arg(long, default_value_t = 50)]
+    spawns: usize,
+    /// Sequential tool calls to time (after a warm-up of the same size / 10).
+    #[arg(long, default_value_t = 5000)]
+    calls: usize,
+    /// Tool calls sent pipelined, in windows of `--window`.
+    #[arg(long, default_value_t = 20000)]
+    pipelined: usize,
+    /// Requests in flight at once in the pipelined run.
+    #[arg(long, default_value_t = 100)]
+    window: usize,
+    /// Tool to call (no arguments).
+    #[arg(long, default_value = "list_categories")]
+    tool: String,
+    /// Pin this process and the server to one CPU. On VMs a cross-CPU wake-up can cost more
+    /// than the server's own work; pinning measures the server rather than the hypervisor.
+    #[arg(long, value_name = "CPU")]
+    cpu: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Server command line (default: mcp-secure-server next to this binary).
+    #[arg(last = true)]
+    server: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(report) => {
+            if args.json {
+                println!("{report:#}");
+            } else {
+                print_table(&report);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("mcp-bench: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn server_command(args: &Args) -> Result<Command, String> {
+    let (program, rest) = match args.server.split_first() {
+        Some((program, rest)) => (PathBuf::from(program), rest.to_vec()),
+        None => {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            (exe.with_file_name("mcp-secure-server"), Vec::new())
+        }
+    };
+    let mut command = Command::new(program);
+    command
+        .args(rest)
+        .stderr(Stdio::null())
+        .env("RUST_LOG", "warn");
+    Ok(command)
+}
+
+fn run(args: &Args) -> Result<Value, String> {
+    if let Some(cpu) = args.cpu {
+        // Inherited by every server this process starts.
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        rustix::thread::sched_setaffinity(None, &set)
+            .map_err(|e| format!("pinning to CPU {cpu}: {e}"))?;
+    }
+    let spawn = spawn_latencies(args)?;
+    let mut client = StdioClient::spawn(server_command(args)?).map_err(|e| e.to_string())?;
+    client.initialize(TIMEOUT).map_err(|e| e.to_string())?;
+    let pid = client.pid();
+
+    let call = |client: &mut StdioClient, id: u64| -> Result<(), String> {
+        let answer = client
+            .request(
+                json!(id),
+                "tools/call",
+                json!({"name": args.tool, "arguments": {}}),
+                TIMEOUT,
+            )
+            .map_err(|e| e.to_string())?;
+        if answer.get("result").is_none() {
+            return Err(format!("tools/call failed: {answer}"));
+        }
+        Ok(())
+    };
+    for id in 0..(args.calls / 10).max(1) {
+        call(&mut client, id as u64)?;
+    }
+    let mut round_trips = Vec::with_capacity(args.calls);
+    for id in 0..args.calls {
+        let start = Instant::now();
+        call(&mut client, 1_000_000 + id as u64)?;
+        round_trips.push(start.elapsed());
+    }
+
+    let start = Instant::now();
+    let mut sent = 0usize;
+    while sent < args.pipelined {
+        let batch = args.window.min(args.pipelined - sent);
+        let mut bytes = Vec::new();
+        for i in 0..batch {
+            let request = json!({"jsonrpc": "2.0", "id": 10_000_000 + sent + i, "method": "tools/call",
+                                 "params": {"name": args.tool, "arguments": {}}});
+            bytes.extend(request.to_string().into_bytes());
+            bytes.push(b'\n');
+        }
+        client.send_raw(&bytes).map_err(|e| e.to_string())?;
+        for _ in 0..batch {
+            client.recv(TIMEOUT).map_err(|e| e.to_string())?;
+        }
+        sent += batch;
+    }
+    let pipelined_secs = start.elapsed().as_secs_f64();
+    let peak_rss_kib = peak_rss_kib(pid);
+    client.finish(TIMEOUT).map_err(|e| e.to_string())?;
+
+    round_trips.sort();
+    Ok(json!({
+        "server": if args.server.is_empty() { "mcp-secure-server".to_owned() } else { args.server.join(" ") },
+        "pinned_cpu": args.cpu,
+        "spawn_to_initialize_ms": {
+            "runs": spawn.len(),
+            "p50": millis(percentile(&spawn, 50.0)),
+            "p90": millis(percentile(&spawn, 90.0)),
+        },
+        "tools_call_round_trip_us": {
+            "tool": args.tool,
+            "calls": round_trips.len(),
+            "p50": micros(percentile(&round_trips, 50.0)),
+            "p99": micros(percentile(&round_trips, 99.0)),
+        },
+        "pipelined": {
+            "calls": args.pipelined,
+            "window": args.window,
+            "calls_per_second": (args.pipelined as f64 / pipelined_secs).round(),
+        },
+        "peak_rss_mib": peak_rss_kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0),
+    }))
+}
+
+fn spawn_latencies(args: &Args) -> Result<Vec<Duration>, String> {
+    let mut latencies = Vec::with_capacity(args.spawns);
+    for _ in 0..args.spawns {
+        let start = Instant::now();
+        let mut client = StdioClient::spawn(server_command(args)?).map_err(|e| e.to_string())?;
+        client.initialize(TIMEOUT).map_err(|e| e.to_string())?;
+        latencies.push(start.elapsed());
+        client.finish(TIMEOUT).map_err(|e| e.to_string())?;
+    }
+    latencies.sort();
+    Ok(latencies)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+fn micros(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0 * 10.0).round() / 10.0
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn print_table(report: &Value) {
+    let s = &report["spawn_to_initialize_ms"];
+    let c = &report["tools_call_round_trip_us"];
+    let p = &report["pipelined"];
+    println!("server: {}", report["server"].as_str().unwrap_or_default());
+    if let Some(cpu) = report["pinned_cpu"].as_u64() {
+        println!("pinned to CPU {cpu}");
+    }
+    println!("{:<36} {:>12}", "metric", "value");
+    println!("{:<36} {:>12}", "spawn -> initialize p50 (ms)", s["p50"]);
+    println!("{:<36} {:>12}", "spawn -> initialize p90 (ms)", s["p90"]);
+    println!(
+        "{:<36} {:>12}",
+        format!(
+            "{} round trip p50 (us)",
+            c["tool"].as_str().unwrap_or_default()
+        ),
+        c["p50"]
+    );
+    println!(
+        "{:<36} {:>12}",
+        format!(
+            "{} round trip p99 (us)",
+            c["tool"].as_str().unwrap_or_default()
+        ),
+        c["p99"]
+    );
+    println!(
+        "{:<36} {:>12}",
+        "pipelined calls per second", p["calls_per_second"]
+    );
+    println!("{:<36} {:>12}", "peak RSS (MiB)", report["peak_rss_mib"]);
+}
