@@ -158,3 +158,42 @@ fn stdin_from_a_regular_file_is_served_too() {
             .any(|a| a["id"] == 2 && a["result"]["isError"] == false)
     );
 }
+
+#[test]
+fn full_session_on_the_shipped_binary() {
+    // The shipped binary has no slow tool, so the cancellation races with a fast call: the
+    // spec allows either outcome, and both must leave stdout clean.
+    let mut server = Server::start();
+    server.send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}}));
+    server.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    server.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    server.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                       "params": {"name": "list_categories", "arguments": {}}}));
+    server.send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                       "params": {"name": "search_tools", "arguments": {"query": "tools"}}}));
+    server.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 4}}),
+    );
+    server.client.close_stdin();
+    let mut ids = Vec::new();
+    while let Ok(line) = server.client.recv_line(TIMEOUT) {
+        match parse(&line[..line.len() - 1]) {
+            Ok(Message::Response(response)) => {
+                assert!(
+                    response.outcome.is_ok(),
+                    "{}",
+                    String::from_utf8_lossy(&line)
+                );
+                ids.push(response.id.to_string());
+            }
+            other => panic!("stdout held a non-response: {other:?}"),
+        }
+    }
+    assert!(server.finish().success());
+    ids.sort();
+    assert!(
+        ids == ["1", "2", "3"] || ids == ["1", "2", "3", "4"],
+        "answers {ids:?}"
+    );
+}
