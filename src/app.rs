@@ -20,6 +20,7 @@ use crate::mcp::{SessionSettings, serve};
 use crate::plugins::{Plugin, Registry, RegistryError};
 use crate::policy::{self, Policy, PolicyError, PolicySource};
 use crate::rpc::code::INVALID_PARAMS;
+use crate::sandbox::{self, SandboxError};
 
 /// Process exit codes (documented in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub enum ExitStatus {
     Usage = 2,
     /// Runtime failure: I/O, the server could not start, or a call failed at the protocol level.
     Failure = 3,
+    /// The kernel cannot enforce the sandbox the policy requires (`sandbox.mode: enforce`).
+    SandboxUnavailable = 4,
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -76,6 +79,9 @@ pub enum LaunchError {
     /// Printing the report failed.
     #[error("cannot print: {0}")]
     Output(#[source] std::io::Error),
+    /// The sandbox could not be applied.
+    #[error("cannot apply the sandbox: {0}")]
+    Sandbox(#[from] SandboxError),
 }
 
 impl LaunchError {
@@ -94,6 +100,7 @@ impl LaunchError {
             | LaunchError::Stdin(_)
             | LaunchError::Call(_)
             | LaunchError::Output(_) => ExitStatus::Failure,
+            LaunchError::Sandbox(_) => ExitStatus::SandboxUnavailable,
         }
     }
 }
@@ -113,9 +120,18 @@ impl LaunchError {
 ///     mcp_secure_server::Launcher::new().plugin(MyPlugin).run()
 /// }
 /// ```
-#[derive(Default)]
 pub struct Launcher {
     plugins: Vec<Arc<dyn Plugin>>,
+    started: std::time::Instant,
+}
+
+impl Default for Launcher {
+    fn default() -> Self {
+        Launcher {
+            plugins: Vec::new(),
+            started: std::time::Instant::now(),
+        }
+    }
 }
 
 impl Launcher {
@@ -152,6 +168,7 @@ impl Launcher {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => self.serve(policy, &source),
             Command::Check { json } => self.check(&policy, &source, json),
+            Command::Doctor { json } => doctor(&policy, json),
             Command::Call {
                 tool,
                 arguments,
@@ -178,7 +195,15 @@ impl Launcher {
         };
         // Computed now: later, /proc and cgroup files may be out of reach.
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-        // 2. Only now start threads.
+        // 2. Lock the process down, still single-threaded (Landlock covers only the calling
+        //    thread and the threads it creates afterwards).
+        let plan = sandbox::plan(&policy, &sandbox::probe_path);
+        for warning in &plan.warnings {
+            tracing::warn!("{warning}");
+        }
+        let enforcement = sandbox::apply(&plan)?;
+        report_enforcement(&enforcement, self.started);
+        // 3. Only now start threads.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .max_blocking_threads(16)
@@ -211,7 +236,8 @@ impl Launcher {
     ) -> Result<ExitStatus, LaunchError> {
         use std::io::Write;
         let registry = Registry::build(self.plugins)?;
-        let report = crate::check::report(policy, source, &registry);
+        let plan = sandbox::plan(policy, &sandbox::probe_path);
+        let report = crate::check::report(policy, source, &registry, &plan);
         let text = if json {
             let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
             value["policy"] = serde_json::to_value(policy).unwrap_or(Value::Null);
@@ -226,8 +252,44 @@ impl Launcher {
     }
 }
 
+/// Logs what the sandbox enforces; anything degraded is a warning, so it is never missed.
+fn report_enforcement(enforcement: &sandbox::Enforcement, started: std::time::Instant) {
+    tracing::info!(
+        mode = ?enforcement.mode,
+        landlock_abi = enforcement.landlock_abi,
+        landlock = enforcement.landlock,
+        seccomp = enforcement.seccomp,
+        capabilities_dropped = enforcement.capabilities_dropped,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "sandbox applied"
+    );
+    for gap in &enforcement.degraded {
+        tracing::warn!("sandbox not fully enforced: {gap}");
+    }
+}
+
+/// `doctor`: kernel facts and what this policy would get.
+fn doctor(policy: &Policy, json: bool) -> Result<ExitStatus, LaunchError> {
+    use std::io::Write;
+    create_data_dirs(policy)?;
+    let plan = sandbox::plan(policy, &sandbox::probe_path);
+    let report = sandbox::doctor::examine(&plan);
+    let text = if json {
+        format!("{report:#}\n")
+    } else {
+        sandbox::doctor::to_text(&report)
+    };
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(LaunchError::Output)?;
+    Ok(ExitStatus::Success)
+}
+
 /// Creates the policy's data directories with mode 0700 (the leaf is tightened if it exists).
-fn create_data_dirs(policy: &Policy) -> Result<(), LaunchError> {
+///
+/// # Errors
+/// A directory cannot be created or its mode set.
+pub fn create_data_dirs(policy: &Policy) -> Result<(), LaunchError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     for dir in policy.data_dirs() {
         let fail = |source| LaunchError::DataDir {

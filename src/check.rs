@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::plugins::Registry;
 use crate::policy::{Policy, PolicySource};
+use crate::sandbox::SandboxPlan;
 
 /// Who enforces a policy key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -16,6 +17,8 @@ use crate::policy::{Policy, PolicySource};
 pub enum Enforcement {
     /// Checked by the server on every message or call.
     Server,
+    /// Enforced by the kernel sandbox (Landlock, seccomp) for the whole process.
+    Kernel,
     /// Accepted and validated, but nothing enforces it yet.
     NotYetEnforced,
 }
@@ -44,11 +47,18 @@ pub struct Report {
     pub tools: Vec<Value>,
     /// Things that look wrong but do not stop the server.
     pub warnings: Vec<String>,
+    /// What the kernel will be asked to enforce.
+    pub sandbox: SandboxPlan,
 }
 
 /// Builds the report for `policy` served with `registry`.
-pub fn report(policy: &Policy, source: &PolicySource, registry: &Registry) -> Report {
-    use Enforcement::{NotYetEnforced, Server};
+pub fn report(
+    policy: &Policy,
+    source: &PolicySource,
+    registry: &Registry,
+    plan: &SandboxPlan,
+) -> Report {
+    use Enforcement::{Kernel, NotYetEnforced, Server};
     let n = &policy.network;
     let list = |items: Vec<String>| {
         if items.is_empty() {
@@ -88,14 +98,14 @@ pub fn report(policy: &Policy, source: &PolicySource, registry: &Registry) -> Re
         row(
             "network.allowed_endpoints",
             list(endpoints),
-            NotYetEnforced,
-            "egress connector not built yet; the server makes no network requests",
+            Kernel,
+            "Landlock: TCP connect only to these ports (any host); host checks wait for the egress connector",
         ),
         row(
             "network.blocked_ports",
             list(n.blocked_ports.iter().map(u16::to_string).collect()),
-            NotYetEnforced,
-            "egress connector not built yet",
+            Kernel,
+            "Landlock: left out of the allowed TCP ports",
         ),
         row(
             "network.allow_dns",
@@ -119,8 +129,8 @@ pub fn report(policy: &Policy, source: &PolicySource, registry: &Registry) -> Re
                     .map(|p| p.expanded.clone())
                     .collect(),
             ),
-            NotYetEnforced,
-            "no built-in tool takes path arguments yet",
+            Kernel,
+            "Landlock: read/write beneath each pattern's directory; per-argument checks wait for path arguments",
         ),
         row(
             "filesystem.denied_paths",
@@ -133,7 +143,7 @@ pub fn report(policy: &Policy, source: &PolicySource, registry: &Registry) -> Re
                     .collect(),
             ),
             NotYetEnforced,
-            "no built-in tool takes path arguments yet",
+            "Landlock has no deny rules; per-argument checks wait for path arguments",
         ),
         row(
             "commands.blocked",
@@ -197,7 +207,7 @@ pub fn report(policy: &Policy, source: &PolicySource, registry: &Registry) -> Re
         .iter()
         .map(|c| json!({"category": c.name, "version": c.version, "tools": c.tools.iter().map(|t| &t.name).collect::<Vec<_>>()}))
         .collect();
-    let warnings = policy
+    let mut warnings: Vec<String> = policy
         .tools
         .rate_limits
         .keys()
@@ -208,15 +218,53 @@ pub fn report(policy: &Policy, source: &PolicySource, registry: &Registry) -> Re
             )
         })
         .collect();
+    warnings.extend(plan.warnings.iter().cloned());
     Report {
         source: source.to_string(),
         keys,
         tools,
         warnings,
+        sandbox: plan.clone(),
     }
 }
 
 impl Report {
+    /// The sandbox plan as text.
+    fn sandbox_table(&self) -> String {
+        let plan = &self.sandbox;
+        let mut out = format!(
+            "\nsandbox (mode {:?}, seccomp action {:?}, Landlock ABI >= {}):\n",
+            plan.mode, plan.seccomp_action, plan.min_landlock_abi
+        );
+        out.push_str("  filesystem (everything else denied):\n");
+        for grant in &plan.fs {
+            out.push_str(&format!(
+                "    {:?} {}  ({})\n",
+                grant.access,
+                grant.path.display(),
+                grant.reason
+            ));
+        }
+        let ports: Vec<String> = plan.tcp_connect.iter().map(u16::to_string).collect();
+        out.push_str(&format!(
+            "  tcp connect: {}; tcp bind: none\n",
+            if ports.is_empty() {
+                "none".to_owned()
+            } else {
+                ports.join(", ")
+            }
+        ));
+        out.push_str("  scopes: abstract unix sockets and signals confined to the sandbox\n");
+        let names: Vec<&str> = plan.syscalls.iter().map(|s| s.name).collect();
+        out.push_str(&format!(
+            "  seccomp allowlist ({} calls; see --json for each reason): {}\n",
+            names.len(),
+            names.join(" ")
+        ));
+        out.push_str(&format!("  never allowed: {}\n", plan.never.join(" ")));
+        out
+    }
+
     /// The report as an aligned text table.
     pub fn to_table(&self) -> String {
         let key_width = self.keys.iter().map(|k| k.key.len()).max().unwrap_or(0);
@@ -239,6 +287,7 @@ impl Report {
             };
             let by = match k.enforcement {
                 Enforcement::Server => format!("server: {}", k.how),
+                Enforcement::Kernel => format!("kernel: {}", k.how),
                 Enforcement::NotYetEnforced => format!("NOT YET ENFORCED: {}", k.how),
             };
             out.push_str(&format!(
@@ -246,6 +295,7 @@ impl Report {
                 k.key
             ));
         }
+        out.push_str(&self.sandbox_table());
         out.push_str("\ntools served:\n");
         for category in &self.tools {
             let names: Vec<&str> = category["tools"]

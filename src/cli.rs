@@ -30,6 +30,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the kernel's sandbox features and what this policy would get.
+    Doctor {
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start the server with the same policy, call one tool and print its result.
     Call {
         /// Tool name, e.g. list_categories.

@@ -17,5 +17,6 @@ pub mod mcp;
 pub mod plugins;
 pub mod policy;
 pub mod rpc;
+pub mod sandbox;
 
 pub use app::{ExitStatus, Launcher};

@@ -16,7 +16,7 @@ use thiserror::Error;
 
 pub use model::{Invalid, Policy};
 use raw::RawPolicy;
-pub use raw::{AuditField, AuditLevel};
+pub use raw::{AuditField, AuditLevel, SandboxMode, SeccompAction};
 
 /// The policy `serve` uses when no `--policy` is given.
 pub const DEFAULT_POLICY_YAML: &str = include_str!("../../policy/default.yaml");

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::expand::expand;
-use super::raw::{AuditField, AuditLevel, RawPolicy};
+use super::raw::{AuditField, AuditLevel, RawPolicy, SandboxMode, SeccompAction};
 use crate::rpc::framing::DEFAULT_MAX_LINE_BYTES;
 
 /// Where the audit log goes when a policy does not say (XDG state directory).
@@ -60,7 +60,23 @@ pub struct Policy {
     pub audit: AuditPolicy,
     /// Protocol resource bounds.
     pub limits: Limits,
+    /// How the kernel sandbox is applied.
+    pub sandbox: SandboxPolicy,
 }
+
+/// `sandbox:` after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxPolicy {
+    /// Enforce, best effort, or off.
+    pub mode: SandboxMode,
+    /// What a syscall outside the allowlist gets.
+    pub seccomp_action: SeccompAction,
+    /// Landlock ABI below which `enforce` refuses to start.
+    pub min_landlock_abi: u8,
+}
+
+/// Newest Landlock ABI this build knows how to use (the `landlock` crate's newest).
+pub const NEWEST_LANDLOCK_ABI: u8 = 10;
 
 /// `network:` after validation.
 #[derive(Debug, Clone, Serialize)]
@@ -179,6 +195,7 @@ impl Policy {
             tools: tools(raw.tools)?,
             audit: audit(raw.audit, env)?,
             limits: limits(raw.limits)?,
+            sandbox: sandbox(raw.sandbox)?,
         })
     }
 
@@ -408,4 +425,22 @@ fn in_range(key: &str, value: usize, (low, high): (usize, usize)) -> Result<usiz
             format!("{value} is out of range; write a number from {low} to {high}"),
         ))
     }
+}
+
+fn sandbox(raw: super::raw::RawSandbox) -> Result<SandboxPolicy, Invalid> {
+    let min_landlock_abi = raw.min_landlock_abi.unwrap_or(1);
+    if !(1..=NEWEST_LANDLOCK_ABI).contains(&min_landlock_abi) {
+        return Err(invalid(
+            "sandbox.min_landlock_abi",
+            format!(
+                "{min_landlock_abi} is not a Landlock ABI this server knows; write 1 to \
+                 {NEWEST_LANDLOCK_ABI} (or sandbox.mode: off to run without a sandbox)"
+            ),
+        ));
+    }
+    Ok(SandboxPolicy {
+        mode: raw.mode.unwrap_or(SandboxMode::Enforce),
+        seccomp_action: raw.seccomp_action.unwrap_or(SeccompAction::Errno),
+        min_landlock_abi,
+    })
 }

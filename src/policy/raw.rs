@@ -19,6 +19,7 @@ pub struct RawPolicy {
     pub tools: RawTools,
     pub audit: RawAudit,
     pub limits: RawLimits,
+    pub sandbox: RawSandbox,
 }
 
 /// `version:` — the original writes `"1.0"`; an unquoted `1.0` or `1` is accepted too.
@@ -170,4 +171,37 @@ pub struct RawLimits {
     pub max_line_bytes: Option<usize>,
     pub max_in_flight: Option<usize>,
     pub tools_page_size: Option<usize>,
+}
+
+/// `sandbox:` — our own section: how the kernel sandbox is applied.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSandbox {
+    pub mode: Option<SandboxMode>,
+    pub seccomp_action: Option<SeccompAction>,
+    pub min_landlock_abi: Option<u8>,
+}
+
+/// `sandbox.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxMode {
+    /// Everything the policy needs is enforced, or the server refuses to start.
+    Enforce,
+    /// Start with whatever the kernel supports, and say loudly what is missing.
+    BestEffort,
+    /// No kernel sandbox: for diagnosis and benchmarks only.
+    Off,
+}
+
+/// `sandbox.seccomp_action`: what a syscall outside the allowlist gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeccompAction {
+    /// The call fails with EPERM and the server carries on.
+    Errno,
+    /// The whole process is killed (SIGSYS): the strictest, used by the tests.
+    Kill,
+    /// The call is allowed and logged by the kernel audit: for building allowlists.
+    Log,
 }

@@ -30,13 +30,22 @@ pub fn example_bin() -> PathBuf {
         .expect("target/<profile>/deps");
     let bin = profile_dir.join("examples").join("custom_plugin");
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    // The example links the library; if the newest library build is younger than the example,
+    // the example runs older code (`cargo test --test integration` does not rebuild examples).
+    let newest_library = std::fs::read_dir(profile_dir.join("deps"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.starts_with("libmcp_secure_server-") && name.ends_with(".rlib")
+        })
+        .filter_map(|entry| modified(&entry.path()))
+        .max();
     let example = modified(&bin);
-    // Both binaries link the library; an example older than the server was built from older
-    // library code (`cargo test --test integration` rebuilds only the server).
-    let fresh = example.is_some() && example >= modified(&server_bin());
     assert!(
-        fresh,
-        "{} is missing or older than the server binary; run the whole suite with `cargo test` \
+        example.is_some() && example >= newest_library,
+        "{} is missing or older than the library; run the whole suite with `cargo test` \
          (it builds examples), or `cargo build --examples` first",
         bin.display()
     );
@@ -96,17 +105,24 @@ pub struct Server {
 }
 
 impl Server {
-    /// The real binary with the embedded default policy.
+    /// The real binary with the default policy, in seccomp kill mode.
     pub fn start() -> Self {
-        Self::start_with(&server_bin(), None)
+        Self::start_with(
+            &server_bin(),
+            Some(mcp_secure_server::policy::DEFAULT_POLICY_YAML),
+        )
     }
 
-    /// `bin` with an optional policy file.
+    /// `bin` with an optional policy file. A policy without a `sandbox:` section runs with
+    /// `seccomp_action: kill`, so a system call missing from the allowlist kills the server and
+    /// fails the test instead of hiding behind EPERM.
     pub fn start_with(bin: &Path, policy: Option<&str>) -> Self {
         let sandbox = Sandbox::new();
         let mut command = sandbox.command(bin);
         if let Some(yaml) = policy {
-            command.arg("--policy").arg(sandbox.policy(yaml));
+            command
+                .arg("--policy")
+                .arg(sandbox.policy(&kill_mode(yaml)));
         }
         let stderr = std::fs::File::create(sandbox.stderr_path()).expect("stderr file");
         command.stderr(stderr);
@@ -217,4 +233,15 @@ pub fn tool_text(response: &Value) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("expected a tool result, got {response}"))
         .to_owned()
+}
+
+/// `yaml` with `sandbox.seccomp_action: kill` (replacing the default's `errno`).
+pub fn kill_mode(yaml: &str) -> String {
+    if yaml.contains("seccomp_action: errno") {
+        yaml.replace("seccomp_action: errno", "seccomp_action: kill")
+    } else if yaml.contains("sandbox:") {
+        yaml.to_owned()
+    } else {
+        format!("{yaml}\nsandbox:\n  seccomp_action: kill\n")
+    }
 }

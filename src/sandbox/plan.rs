@@ -1,0 +1,283 @@
+//! `plan`: the policy turned into everything the kernel will be asked to enforce, as plain data.
+//!
+//! Pure apart from one injected question ("what is at this path?"), so `check` can print the
+//! plan and tests can compare whole plans. Every policy entry the kernel cannot express becomes
+//! a warning instead of silent best effort.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::syscalls::{AllowedSyscall, never_allowed, server_allowlist};
+use crate::policy::{Policy, SandboxMode, SeccompAction};
+
+/// What a path grant allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsAccess {
+    /// Read, write, create, remove, rename and truncate beneath the path; never execute.
+    ReadWrite,
+    /// Read and write an existing file (device nodes such as `/dev/null`).
+    ReadWriteFile,
+}
+
+/// One Landlock path rule.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct FsGrant {
+    /// The path the rule is attached to.
+    pub path: PathBuf,
+    /// The rights granted beneath it.
+    pub access: FsAccess,
+    /// Why it is granted (the policy key or the server need).
+    pub reason: String,
+}
+
+/// What exists at a path (the plan's only question about the machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// Nothing (or unreadable).
+    Missing,
+    /// A directory.
+    Directory,
+    /// Anything else (file, device).
+    File,
+}
+
+/// Landlock scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScopeRule {
+    /// No connecting to abstract unix sockets created outside the sandbox.
+    AbstractUnixSocket,
+    /// No signals to processes outside the sandbox.
+    Signal,
+}
+
+/// Everything the kernel will be asked to enforce. No I/O happened to build it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SandboxPlan {
+    /// Enforce, best effort, or off.
+    pub mode: SandboxMode,
+    /// Oldest Landlock ABI `enforce` accepts.
+    pub min_landlock_abi: u8,
+    /// Landlock path rules; everything else is denied.
+    pub fs: Vec<FsGrant>,
+    /// TCP ports `connect` may reach (Landlock ABI >= 4).
+    pub tcp_connect: BTreeSet<u16>,
+    /// TCP ports `bind` may use: always none; the server never listens.
+    pub tcp_bind: BTreeSet<u16>,
+    /// Landlock scopes (ABI >= 6).
+    pub scopes: Vec<ScopeRule>,
+    /// What a syscall outside the allowlist gets.
+    pub seccomp_action: SeccompAction,
+    /// The seccomp allowlist.
+    pub syscalls: Vec<AllowedSyscall>,
+    /// Refused in every mode.
+    pub never: Vec<&'static str>,
+    /// Policy entries the kernel cannot enforce, and grants that were skipped.
+    pub warnings: Vec<String>,
+}
+
+/// Builds the plan for `policy`; `probe` says what exists at a path.
+pub fn plan(policy: &Policy, probe: &dyn Fn(&Path) -> PathKind) -> SandboxPlan {
+    let mut fs = BTreeSet::new();
+    let mut warnings = Vec::new();
+
+    for dir in policy.data_dirs() {
+        fs.insert(FsGrant {
+            path: dir,
+            access: FsAccess::ReadWrite,
+            reason: "server data (audit.log_file directory)".into(),
+        });
+    }
+    // Child processes get /dev/null as stdin; Landlock refuses it unless granted.
+    if probe(Path::new("/dev/null")) == PathKind::File {
+        fs.insert(FsGrant {
+            path: PathBuf::from("/dev/null"),
+            access: FsAccess::ReadWriteFile,
+            reason: "null device".into(),
+        });
+    }
+    for (i, pattern) in policy.filesystem.allowed_paths.iter().enumerate() {
+        let key = format!("filesystem.allowed_paths[{i}]");
+        match literal_prefix(&pattern.expanded) {
+            None => warnings.push(format!(
+                "{key}: {:?} has no absolute directory before its first wildcard; the kernel \
+                 cannot confine it, so it grants nothing (write an absolute path such as \
+                 \"/home/me/projects/**\")",
+                pattern.written
+            )),
+            Some(prefix) => match probe(&prefix) {
+                PathKind::Missing => warnings.push(format!(
+                    "{key}: {} does not exist, so nothing is granted there; create it and restart",
+                    prefix.display()
+                )),
+                PathKind::Directory | PathKind::File => {
+                    fs.insert(FsGrant {
+                        path: prefix,
+                        access: FsAccess::ReadWrite,
+                        reason: key,
+                    });
+                }
+            },
+        }
+    }
+    let granted_by_policy = fs.iter().any(|g| g.reason.starts_with("filesystem."));
+    if granted_by_policy && !policy.filesystem.denied_paths.is_empty() {
+        let patterns: Vec<&str> = policy
+            .filesystem
+            .denied_paths
+            .iter()
+            .map(|p| p.written.as_str())
+            .collect();
+        warnings.push(format!(
+            "filesystem.denied_paths ({}) are enforced by the server's path rules only: Landlock \
+             has no deny rules, so inside a granted directory the kernel allows them",
+            patterns.join(", ")
+        ));
+    }
+
+    let blocked = &policy.network.blocked_ports;
+    let tcp_connect: BTreeSet<u16> = policy
+        .network
+        .allowed_endpoints
+        .iter()
+        .flat_map(|e| e.ports.iter().copied())
+        .filter(|port| !blocked.contains(port))
+        .collect();
+    if !policy.network.allowed_ranges.is_empty() {
+        warnings.push(
+            "network.allowed_ranges: Landlock TCP rules are per port, not per address; the \
+             kernel allows connections to the ports of network.allowed_endpoints on any address, \
+             and the egress connector checks the address"
+                .into(),
+        );
+    }
+
+    SandboxPlan {
+        mode: policy.sandbox.mode,
+        min_landlock_abi: policy.sandbox.min_landlock_abi,
+        fs: fs.into_iter().collect(),
+        tcp_connect,
+        tcp_bind: BTreeSet::new(),
+        scopes: vec![ScopeRule::AbstractUnixSocket, ScopeRule::Signal],
+        seccomp_action: policy.sandbox.seccomp_action,
+        syscalls: server_allowlist(),
+        never: never_allowed().into_iter().map(|(name, _)| name).collect(),
+        warnings,
+    }
+}
+
+/// The directory before a glob's first wildcard: `/home/a/projects/**` → `/home/a/projects`.
+/// `None` when that is not an absolute path (`**/x`), since granting `/` would grant everything.
+fn literal_prefix(pattern: &str) -> Option<PathBuf> {
+    let mut prefix = PathBuf::new();
+    for component in Path::new(pattern).components() {
+        let text = component.as_os_str().to_string_lossy();
+        if text.contains(['*', '?', '[', '{']) {
+            break;
+        }
+        prefix.push(component);
+    }
+    (prefix.is_absolute() && prefix != Path::new("/")).then_some(prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicySource, parse};
+
+    fn policy(yaml: &str) -> Policy {
+        let env = |name: &str| match name {
+            "HOME" => Some("/home/ann".to_owned()),
+            _ => None,
+        };
+        parse(yaml, &PolicySource::Embedded, &env).unwrap()
+    }
+
+    fn probe(path: &Path) -> PathKind {
+        match path.to_str() {
+            Some("/dev/null") => PathKind::File,
+            Some("/home/ann/projects") | Some("/srv/data") => PathKind::Directory,
+            _ => PathKind::Missing,
+        }
+    }
+
+    #[test]
+    fn grants_follow_the_policy() {
+        let plan = plan(
+            &policy(concat!(
+                "filesystem:\n  allowed_paths: [\"~/projects/**\", \"/srv/data/*.txt\", \"/nope/**\", \"**/x\"]\n",
+                "  denied_paths: [\"**/.ssh/**\"]\n",
+                "network:\n  allowed_endpoints:\n    - {host: a.com, ports: [443, 22]}\n  blocked_ports: [22]\n",
+            )),
+            &probe,
+        );
+        let grants: Vec<(&str, FsAccess)> = plan
+            .fs
+            .iter()
+            .map(|g| (g.path.to_str().unwrap(), g.access))
+            .collect();
+        assert_eq!(
+            grants,
+            [
+                ("/dev/null", FsAccess::ReadWriteFile),
+                (
+                    "/home/ann/.local/state/mcp-secure-server",
+                    FsAccess::ReadWrite
+                ),
+                ("/home/ann/projects", FsAccess::ReadWrite),
+                ("/srv/data", FsAccess::ReadWrite),
+            ]
+        );
+        assert_eq!(
+            plan.tcp_connect,
+            BTreeSet::from([443]),
+            "blocked ports are excluded"
+        );
+        assert!(plan.tcp_bind.is_empty());
+        let warnings = plan.warnings.join("\n");
+        assert!(
+            warnings.contains("allowed_paths[2]: /nope does not exist"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("allowed_paths[3]") && warnings.contains("no absolute directory"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("denied_paths (**/.ssh/**)") && warnings.contains("no deny rules"),
+            "{warnings}"
+        );
+    }
+
+    #[test]
+    fn the_never_list_is_in_the_plan_and_not_allowed() {
+        let plan = plan(&policy(""), &probe);
+        for name in [
+            "io_uring_setup",
+            "ptrace",
+            "bpf",
+            "unshare",
+            "mount",
+            "kexec_load",
+            "init_module",
+        ] {
+            assert!(plan.never.contains(&name), "{name}");
+            assert!(plan.syscalls.iter().all(|s| s.name != name), "{name}");
+        }
+        assert_eq!(plan.mode, SandboxMode::Enforce);
+        assert_eq!(plan.seccomp_action, SeccompAction::Errno);
+    }
+
+    #[test]
+    fn literal_prefixes() {
+        assert_eq!(literal_prefix("/a/b/**"), Some(PathBuf::from("/a/b")));
+        assert_eq!(literal_prefix("/a/b"), Some(PathBuf::from("/a/b")));
+        assert_eq!(literal_prefix("/a/*/c"), Some(PathBuf::from("/a")));
+        assert_eq!(literal_prefix("/**"), None);
+        assert_eq!(literal_prefix("**/.ssh"), None);
+        assert_eq!(literal_prefix("rel/path"), None);
+    }
+}
