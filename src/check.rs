@@ -200,6 +200,24 @@ pub fn report(
             Server,
             "tools/list page size",
         ),
+        row(
+            "sandbox.mode",
+            format!("{:?}", policy.sandbox.mode).to_lowercase(),
+            Kernel,
+            "enforce: refuse to start unless Landlock and seccomp are applied",
+        ),
+        row(
+            "sandbox.seccomp_action",
+            format!("{:?}", policy.sandbox.seccomp_action).to_lowercase(),
+            Kernel,
+            "what a system call outside the allowlist gets",
+        ),
+        row(
+            "sandbox.min_landlock_abi",
+            policy.sandbox.min_landlock_abi.to_string(),
+            Kernel,
+            "oldest Landlock ABI accepted in enforce mode",
+        ),
     ];
     let tools = registry
         .catalog()

@@ -47,6 +47,10 @@ struct Args {
     /// than the server's own work; pinning measures the server rather than the hypervisor.
     #[arg(long, value_name = "CPU")]
     cpu: Option<usize>,
+    /// Also measure our server with `sandbox.mode: off`, interleaved with the default policy in
+    /// the same run, and report the round-trip ratio (ignored with a custom server command).
+    #[arg(long)]
+    compare_sandbox: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -102,20 +106,7 @@ fn run(args: &Args) -> Result<Value, String> {
     client.initialize(TIMEOUT).map_err(|e| e.to_string())?;
     let pid = client.pid();
 
-    let call = |client: &mut StdioClient, id: u64| -> Result<(), String> {
-        let answer = client
-            .request(
-                json!(id),
-                "tools/call",
-                json!({"name": args.tool, "arguments": {}}),
-                TIMEOUT,
-            )
-            .map_err(|e| e.to_string())?;
-        if answer.get("result").is_none() {
-            return Err(format!("tools/call failed: {answer}"));
-        }
-        Ok(())
-    };
+    let call = |client: &mut StdioClient, id: u64| call_tool(client, &args.tool, id);
     for id in 0..(args.calls / 10).max(1) {
         call(&mut client, id as u64)?;
     }
@@ -148,7 +139,13 @@ fn run(args: &Args) -> Result<Value, String> {
     client.finish(TIMEOUT).map_err(|e| e.to_string())?;
 
     round_trips.sort();
+    let sandbox_cost = if args.compare_sandbox && args.server.is_empty() {
+        Some(compare_sandbox(args)?)
+    } else {
+        None
+    };
     Ok(json!({
+        "sandbox_on_vs_off": sandbox_cost,
         "server": if args.server.is_empty() { "mcp-secure-server".to_owned() } else { args.server.join(" ") },
         "pinned_cpu": args.cpu,
         "spawn_to_initialize_ms": {
@@ -169,6 +166,70 @@ fn run(args: &Args) -> Result<Value, String> {
         },
         "peak_rss_mib": peak_rss_kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0),
     }))
+}
+
+/// Round trips with the sandbox on (default policy) and off, in alternating blocks so that
+/// machine noise hits both alike.
+fn compare_sandbox(args: &Args) -> Result<Value, String> {
+    let off_policy =
+        std::env::temp_dir().join(format!("mcp-bench-off-{}.yaml", std::process::id()));
+    let yaml = mcp_secure_server::policy::DEFAULT_POLICY_YAML.replace("mode: enforce", "mode: off");
+    std::fs::write(&off_policy, yaml).map_err(|e| e.to_string())?;
+    let start = |policy: Option<&std::path::Path>| -> Result<StdioClient, String> {
+        let mut command = server_command(args)?;
+        if let Some(path) = policy {
+            command.arg("--policy").arg(path);
+        }
+        let mut client = StdioClient::spawn(command).map_err(|e| e.to_string())?;
+        client.initialize(TIMEOUT).map_err(|e| e.to_string())?;
+        Ok(client)
+    };
+    let mut on = start(None)?;
+    let mut off = start(Some(&off_policy))?;
+    let _ = std::fs::remove_file(&off_policy);
+    let (mut on_times, mut off_times) = (Vec::new(), Vec::new());
+    let block = 250;
+    let mut id = 0u64;
+    for round in 0..(args.calls / block).max(2) {
+        for (client, times) in [(&mut on, &mut on_times), (&mut off, &mut off_times)] {
+            for _ in 0..block {
+                id += 1;
+                let start = Instant::now();
+                call_tool(client, &args.tool, id)?;
+                // The first round of each is warm-up.
+                if round > 0 {
+                    times.push(start.elapsed());
+                }
+            }
+        }
+    }
+    on.finish(TIMEOUT).map_err(|e| e.to_string())?;
+    off.finish(TIMEOUT).map_err(|e| e.to_string())?;
+    on_times.sort();
+    off_times.sort();
+    let (on_p50, off_p50) = (percentile(&on_times, 50.0), percentile(&off_times, 50.0));
+    Ok(json!({
+        "calls_each": on_times.len(),
+        "on_p50_us": micros(on_p50),
+        "off_p50_us": micros(off_p50),
+        "ratio_p50": (on_p50.as_secs_f64() / off_p50.as_secs_f64().max(1e-9) * 1000.0).round() / 1000.0,
+    }))
+}
+
+/// One `tools/call` round trip; an error answer fails the benchmark.
+fn call_tool(client: &mut StdioClient, tool: &str, id: u64) -> Result<(), String> {
+    let answer = client
+        .request(
+            json!(id),
+            "tools/call",
+            json!({"name": tool, "arguments": {}}),
+            TIMEOUT,
+        )
+        .map_err(|e| e.to_string())?;
+    if answer.get("result").is_none() {
+        return Err(format!("tools/call failed: {answer}"));
+    }
+    Ok(())
 }
 
 fn spawn_latencies(args: &Args) -> Result<Vec<Duration>, String> {
@@ -240,4 +301,16 @@ fn print_table(report: &Value) {
         "pipelined calls per second", p["calls_per_second"]
     );
     println!("{:<36} {:>12}", "peak RSS (MiB)", report["peak_rss_mib"]);
+    let cost = &report["sandbox_on_vs_off"];
+    if !cost.is_null() {
+        println!(
+            "{:<36} {:>12}",
+            "round trip p50 sandbox on (us)", cost["on_p50_us"]
+        );
+        println!(
+            "{:<36} {:>12}",
+            "round trip p50 sandbox off (us)", cost["off_p50_us"]
+        );
+        println!("{:<36} {:>12}", "sandbox on / off (p50)", cost["ratio_p50"]);
+    }
 }

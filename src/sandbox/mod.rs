@@ -142,11 +142,17 @@ pub fn apply(plan: &SandboxPlan) -> Result<Enforcement, SandboxError> {
     if strict && abi == 0 {
         return Err(SandboxError::LandlockUnavailable);
     }
-    if strict && abi < i32::from(plan.min_landlock_abi) {
-        return Err(SandboxError::LandlockTooOld {
-            have: abi,
-            need: plan.min_landlock_abi,
-        });
+    if abi < i32::from(plan.min_landlock_abi) {
+        if strict {
+            return Err(SandboxError::LandlockTooOld {
+                have: abi,
+                need: plan.min_landlock_abi,
+            });
+        }
+        enforcement.degraded.push(format!(
+            "Landlock ABI {abi} is below sandbox.min_landlock_abi {}",
+            plan.min_landlock_abi
+        ));
     }
 
     enforcement.bounding_set_cleared = privileges::drop_all()?;

@@ -3,7 +3,8 @@
 //! Three filters, in this order (the kernel runs them all; the strictest answer wins, and of two
 //! errno answers the most recently installed one's errno is returned):
 //! 1. `clone3` → ENOSYS, so glibc falls back to `clone`, whose flags a filter can inspect;
-//! 2. the never-allowed calls → EPERM, whatever `seccomp_action` says (even `log`);
+//! 2. with `seccomp_action: log` only, the never-allowed calls → EPERM (otherwise the
+//!    allowlist already refuses them, and every filter costs time on every system call);
 //! 3. the allowlist, last, because it does not allow `seccomp(2)` itself.
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use super::syscalls::{
 };
 use crate::policy::SeccompAction;
 
-/// Builds and installs the three filters, with TSYNC.
+/// Builds and installs the filters, with TSYNC.
 ///
 /// # Errors
 /// The architecture is unsupported, a filter does not compile, or the kernel refuses it.
@@ -33,7 +34,7 @@ pub fn install(plan: &SandboxPlan) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// The three BPF programs, in installation order.
+/// The BPF programs, in installation order.
 ///
 /// # Errors
 /// The architecture is unsupported or a filter does not compile.
@@ -80,7 +81,11 @@ pub fn compile(plan: &SandboxPlan) -> Result<Vec<BpfProgram>, SandboxError> {
     let allowlist =
         SeccompFilter::new(rules, mismatch, Action::Allow, arch).map_err(bad_backend)?;
 
-    let programs = [clone3, never, allowlist]
+    let filters = match plan.seccomp_action {
+        SeccompAction::Log => vec![clone3, never, allowlist],
+        SeccompAction::Errno | SeccompAction::Kill => vec![clone3, allowlist],
+    };
+    let programs = filters
         .into_iter()
         .map(|filter| BpfProgram::try_from(filter).map_err(bad_backend))
         .collect::<Result<Vec<_>, _>>()?;

@@ -23,12 +23,17 @@ pub fn server_bin() -> PathBuf {
 /// The example server with the extra `text` plugin (`word_count`, `wait`). `cargo test`
 /// builds examples before running tests.
 pub fn example_bin() -> PathBuf {
+    example("custom_plugin")
+}
+
+/// A binary from `examples/`, checked to be built from the current library.
+pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
-    let bin = profile_dir.join("examples").join("custom_plugin");
+    let bin = profile_dir.join("examples").join(name);
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     // The example links the library; if the newest library build is younger than the example,
     // the example runs older code (`cargo test --test integration` does not rebuild examples).

@@ -15,3 +15,5 @@ mod concurrency;
 mod session;
 // The command line: check, call, --version, policy compatibility.
 mod cli;
+// The kernel sandbox: denials proven by errno, thread state, fail-closed start-up.
+mod sandbox;
