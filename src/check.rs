@@ -237,6 +237,18 @@ pub fn report(
         })
         .collect();
     warnings.extend(plan.warnings.iter().cloned());
+    let gaps = crate::sandbox::abi_gaps(crate::sandbox::landlock_abi());
+    match policy.sandbox.mode {
+        crate::policy::SandboxMode::Enforce => {}
+        crate::policy::SandboxMode::BestEffort => {
+            warnings.extend(gaps.iter().map(|gap| {
+                format!("sandbox.mode is best-effort; not enforced on this kernel: {gap}")
+            }))
+        }
+        crate::policy::SandboxMode::Off => warnings.push(
+            "sandbox.mode is off: no capabilities dropped, no Landlock, no seccomp".to_owned(),
+        ),
+    }
     Report {
         source: source.to_string(),
         keys,

@@ -64,11 +64,15 @@ impl World {
     }
 
     fn policy(&self, mode: &str) -> String {
+        self.policy_with(mode, "errno")
+    }
+
+    fn policy_with(&self, mode: &str, seccomp_action: &str) -> String {
         format!(
             "filesystem:\n  allowed_paths: [\"{work}/**\"]\n  denied_paths: [\"**/.ssh/**\"]\n\
              audit:\n  log_file: \"{state}/audit.log\"\n\
              network:\n  allowed_endpoints:\n    - {{host: localhost, ports: [{port}]}}\n\
-             sandbox:\n  mode: {mode}\n",
+             sandbox:\n  mode: {mode}\n  seccomp_action: {seccomp_action}\n",
             work = self.path("work"),
             state = self.path("state"),
             port = self.allowed_port,
@@ -77,11 +81,19 @@ impl World {
 
     /// Runs the probe with `ops` under the policy in `mode`; returns op → outcome.
     fn probe(&self, mode: &str, ops: &[String]) -> HashMap<String, String> {
-        let policy = self.sandbox.path().join(format!("policy-{mode}.yaml"));
-        std::fs::write(&policy, self.policy(mode)).unwrap();
+        self.probe_with(mode, "errno", ops)
+    }
+
+    fn probe_with(&self, mode: &str, action: &str, ops: &[String]) -> HashMap<String, String> {
+        let policy = self
+            .sandbox
+            .path()
+            .join(format!("policy-{mode}-{action}.yaml"));
+        std::fs::write(&policy, self.policy_with(mode, action)).unwrap();
         let out = self
             .sandbox
             .command(&example("sandbox_probe"))
+            .env("RUST_BACKTRACE", "1")
             .arg("--policy")
             .arg(&policy)
             .args(ops)
@@ -213,6 +225,31 @@ fn the_secret_stays_unread_through_every_path() {
         &[format!("read:{secret}"), format!("read:{through_dotdot}")],
     );
     assert!(outcome.values().all(|o| o == EACCES), "{outcome:?}");
+}
+
+#[test]
+fn the_panic_path_and_allowed_work_survive_seccomp_kill_mode() {
+    let world = World::new();
+    let ops = vec![
+        "panic".to_owned(),
+        format!("read:{}", world.path("work/ok.txt")),
+        format!("write:{}", world.path("work/sub/new.txt")),
+        format!("connect:{}", world.allowed_port),
+        format!("read:{}", world.path("home/.ssh/id_rsa")),
+    ];
+    let outcome = world.probe_with("enforce", "kill", &ops);
+    assert_eq!(
+        outcome.get("panic").map(String::as_str),
+        Some("ok"),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome[&ops[1]], "ok");
+    assert_eq!(outcome[&ops[2]], "ok");
+    assert_eq!(outcome[&ops[3]], "ok");
+    assert_eq!(
+        outcome[&ops[4]], EACCES,
+        "Landlock still answers with an errno"
+    );
 }
 
 fn status_fields(status: &str) -> HashMap<String, String> {
