@@ -1,7 +1,7 @@
 //! The kernel sandbox: the policy becomes dropped capabilities, no_new_privs, Landlock rules and
 //! seccomp filters, applied once, in `main`, before any thread exists (DESIGN.md §3).
 //!
-//! [`plan`] decides (pure data, printed by `check`); [`apply`] is the only function that touches
+//! [`plan()`] decides (pure data, printed by `check`); [`apply`] is the only function that touches
 //! the kernel, and it reports what it actually enforced. It does not decide whether a degraded
 //! result is acceptable beyond the policy's `sandbox.mode`: `enforce` fails closed.
 
