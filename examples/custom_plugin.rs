@@ -16,7 +16,8 @@ use mcp_secure_server::plugins::{
 };
 use serde_json::{Map, Value, json};
 
-/// Two small tools: one computes, one waits (to show deadlines and cancellation).
+/// Small tools that show the server's features: computing (`word_count`), guarded paths
+/// (`file_info`), guarded commands (`plan_command`), and deadlines and cancellation (`wait`).
 struct TextTools;
 
 impl Plugin for TextTools {
@@ -53,6 +54,42 @@ impl Plugin for TextTools {
                     "required": ["words", "lines", "characters"],
                     "additionalProperties": false
                 })),
+                annotations: ToolAnnotations::READ_ONLY,
+            },
+            ToolDefinition {
+                name: "file_info".into(),
+                title: Some("File information".into()),
+                description: "Report the size and kind of a file or directory. The path must be \
+                    inside filesystem.allowed_paths."
+                    .into(),
+                // `format: path` puts the argument under the server's path rules; the tool
+                // receives the resolved, checked path.
+                input_schema: json!({
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string", "format": "path", "description": "File or directory"}
+                    },
+                    "required": ["path"],
+                    "additionalProperties": false
+                }),
+                output_schema: None,
+                annotations: ToolAnnotations::READ_ONLY,
+            },
+            ToolDefinition {
+                name: "plan_command".into(),
+                title: Some("Plan a command".into()),
+                description: "Check a command line against the policy's command rules and say \
+                    what would run (nothing is executed)."
+                    .into(),
+                input_schema: json!({
+                    "type": "object",
+                    "properties": {
+                        "command": {"type": "string", "format": "command", "maxLength": 4096}
+                    },
+                    "required": ["command"],
+                    "additionalProperties": false
+                }),
+                output_schema: None,
                 annotations: ToolAnnotations::READ_ONLY,
             },
             ToolDefinition {
@@ -94,6 +131,27 @@ impl Plugin for TextTools {
                         "lines": text.lines().count(),
                         "characters": text.chars().count(),
                     }))
+                }
+                "file_info" => {
+                    let path = arguments
+                        .get("path")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    match std::fs::metadata(path) {
+                        Ok(meta) => ToolResult::text(format!(
+                            "{path}: {} bytes, {}",
+                            meta.len(),
+                            if meta.is_dir() { "directory" } else { "file" }
+                        )),
+                        Err(error) => ToolResult::error(format!("{path}: {error}")),
+                    }
+                }
+                "plan_command" => {
+                    let command = arguments
+                        .get("command")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    ToolResult::text(format!("would run: {command}"))
                 }
                 "wait" => {
                     let ms = arguments

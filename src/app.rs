@@ -14,8 +14,10 @@ use clap::Parser;
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AuditCommand, Cli, Command};
 use crate::client::{ClientError, StdioClient};
+use crate::guard::{AuditLog, Guards};
+use crate::mcp::Ending;
 use crate::mcp::{SessionSettings, serve};
 use crate::plugins::{Plugin, Registry, RegistryError};
 use crate::policy::{self, Policy, PolicyError, PolicySource};
@@ -36,6 +38,8 @@ pub enum ExitStatus {
     Failure = 3,
     /// The kernel cannot enforce the sandbox the policy requires (`sandbox.mode: enforce`).
     SandboxUnavailable = 4,
+    /// `audit verify`: the chain is broken (a record was edited, deleted or reordered).
+    AuditInvalid = 5,
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -82,6 +86,20 @@ pub enum LaunchError {
     /// The sandbox could not be applied.
     #[error("cannot apply the sandbox: {0}")]
     Sandbox(#[from] SandboxError),
+    /// The audit log could not be opened.
+    #[error(
+        "cannot open the audit log {path}: {source}\nhint: check permissions, or set audit.log_file in the policy"
+    )]
+    Audit {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `audit verify` found a broken chain.
+    #[error("audit log verification failed: {0}")]
+    AuditInvalid(String),
 }
 
 impl LaunchError {
@@ -101,6 +119,8 @@ impl LaunchError {
             | LaunchError::Call(_)
             | LaunchError::Output(_) => ExitStatus::Failure,
             LaunchError::Sandbox(_) => ExitStatus::SandboxUnavailable,
+            LaunchError::Audit { .. } => ExitStatus::Failure,
+            LaunchError::AuditInvalid(_) => ExitStatus::AuditInvalid,
         }
     }
 }
@@ -169,6 +189,9 @@ impl Launcher {
             Command::Serve => self.serve(policy, &source),
             Command::Check { json } => self.check(&policy, &source, json),
             Command::Doctor { json } => doctor(&policy, json),
+            Command::Audit {
+                action: AuditCommand::Verify { file },
+            } => audit_verify(file.as_deref().unwrap_or(&policy.audit.log_file)),
             Command::Call {
                 tool,
                 arguments,
@@ -187,11 +210,20 @@ impl Launcher {
         // 1. Everything that needs wide access, while single-threaded.
         create_data_dirs(&policy)?;
         let registry = Arc::new(Registry::build(self.plugins)?);
+        let audit = AuditLog::open(&policy.audit).map_err(|source| LaunchError::Audit {
+            path: policy.audit.log_file.clone(),
+            source,
+        })?;
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let guards = Arc::new(Guards::new(&policy, home, cwd, Some(audit)));
         let settings = SessionSettings {
             max_line_bytes: policy.limits.max_line_bytes,
             max_in_flight: policy.limits.max_in_flight,
             tools_page_size: policy.limits.tools_page_size,
-            tool_timeout: policy.tools.timeout,
+            guards: Arc::clone(&guards),
         };
         // Computed now: later, /proc and cgroup files may be out of reach.
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
@@ -203,6 +235,13 @@ impl Launcher {
         }
         let enforcement = sandbox::apply(&plan)?;
         report_enforcement(&enforcement, self.started);
+        if let Some(audit) = &guards.audit {
+            audit.startup(
+                &source.to_string(),
+                &policy.source_sha256,
+                serde_json::to_value(&enforcement).unwrap_or(Value::Null),
+            );
+        }
         // 3. Only now start threads.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
@@ -223,6 +262,15 @@ impl Launcher {
         });
         // The blocking stdin reader may still sit in read(2); do not wait for it.
         runtime.shutdown_background();
+        if let Some(audit) = &guards.audit {
+            let reason = match &ending {
+                Ok(Ending::EndOfInput) => "end of input",
+                Ok(Ending::Shutdown) => "signal",
+                Ok(Ending::OutputClosed) => "output closed",
+                Err(_) => "input error",
+            };
+            audit.shutdown(reason);
+        }
         let ending = ending.map_err(LaunchError::Stdin)?;
         tracing::info!(?ending, "session ended");
         Ok(ExitStatus::Success)
@@ -266,6 +314,22 @@ fn report_enforcement(enforcement: &sandbox::Enforcement, started: std::time::In
     for gap in &enforcement.degraded {
         tracing::warn!("sandbox not fully enforced: {gap}");
     }
+}
+
+/// `audit verify`: checks the hash chain of the log and its rotated files.
+fn audit_verify(path: &Path) -> Result<ExitStatus, LaunchError> {
+    use std::io::Write;
+    let verified = crate::guard::audit::verify(path).map_err(LaunchError::AuditInvalid)?;
+    let text = format!(
+        "ok: {} records in {} file(s), chain intact ({})\n",
+        verified.records,
+        verified.files.len(),
+        path.display()
+    );
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(LaunchError::Output)?;
+    Ok(ExitStatus::Success)
 }
 
 /// `doctor`: kernel facts and what this policy would get.

@@ -36,6 +36,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Work with the audit log.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
     /// Start the server with the same policy, call one tool and print its result.
     Call {
         /// Tool name, e.g. list_categories.
@@ -70,4 +76,14 @@ mod tests {
         ));
         assert!(Cli::parse_from(["m"]).command.is_none());
     }
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain (detects edited, deleted and reordered records).
+    Verify {
+        /// The log file (default: audit.log_file of the policy).
+        file: Option<PathBuf>,
+    },
 }

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{Semaphore, mpsc};
@@ -20,6 +20,8 @@ use tokio_util::task::TaskTracker;
 
 use super::dispatch::{Dispatcher, Effect, Route};
 use super::tools_call::{ToolCall, execute};
+use crate::guard::Guards;
+use crate::guard::audit::{CallRecord, Outcome};
 use crate::plugins::{CallContext, Registry, ToolResult};
 use crate::rpc::message::{error_line, result_line};
 use crate::rpc::{ErrorObject, Frame, Id, LineFramer, Message, code, parse};
@@ -47,8 +49,8 @@ pub struct SessionSettings {
     pub max_in_flight: usize,
     /// Tools per `tools/list` page.
     pub tools_page_size: usize,
-    /// Deadline of each tool call.
-    pub tool_timeout: Duration,
+    /// The guardrails and audit log every call goes through.
+    pub guards: Arc<Guards>,
 }
 
 /// How the session ended.
@@ -246,6 +248,16 @@ impl Session {
                     in_flight.len(),
                     self.settings.max_in_flight
                 ));
+                if let Some(audit) = &self.settings.guards.audit {
+                    audit.call(&CallRecord {
+                        request_id: id.to_value(),
+                        tool: call.tool.clone(),
+                        arguments: call.arguments.clone(),
+                        outcome: Outcome::RateLimited,
+                        rule: Some("limits.max_in_flight".into()),
+                        duration: Duration::ZERO,
+                    });
+                }
                 Some(result_line(&id, &busy.to_mcp()))
             } else {
                 let entry = InFlightCall {
@@ -263,17 +275,28 @@ impl Session {
         let running = Arc::clone(&self.running);
         let in_flight = Arc::clone(&self.in_flight);
         let output = self.output.clone();
-        let timeout = self.settings.tool_timeout;
+        let guards = Arc::clone(&self.settings.guards);
         self.tasks.spawn(async move {
-            let outcome = tokio::select! {
+            let started = Instant::now();
+            let mut record = CallRecord {
+                request_id: id.to_value(),
+                tool: call.tool.clone(),
+                arguments: call.arguments.clone(),
+                outcome: Outcome::Cancelled,
+                rule: None,
+                duration: Duration::ZERO,
+            };
+            let execution = tokio::select! {
                 biased;
                 () = token.cancelled() => None,
-                outcome = async {
+                execution = async {
                     // The semaphore is never closed, so acquiring only waits.
                     let _slot = running.acquire_owned().await;
                     // The deadline counts from the start of the run, not from the queue.
-                    execute(registry, call, CallContext::new(timeout, token.clone())).await
-                } => Some(outcome),
+                    let timeout = guards.tools.timeout_for(&call.tool);
+                    let ctx = CallContext::new(timeout, token.clone());
+                    execute(registry, Arc::clone(&guards), call, ctx).await
+                } => Some(execution),
             };
             {
                 let mut in_flight = lock(&in_flight);
@@ -282,11 +305,22 @@ impl Session {
                 }
             }
             // Re-check: a cancellation that raced with completion still suppresses the answer.
-            if let (Some(outcome), false) = (outcome, token.is_cancelled()) {
-                let line = match outcome {
-                    Ok(result) => result_line(&id, &result.to_mcp()),
-                    Err(error) => error_line(Some(&id), &error),
-                };
+            let answer = match execution {
+                Some(execution) if !token.is_cancelled() => {
+                    record.outcome = execution.outcome;
+                    record.rule = execution.rule;
+                    Some(match execution.response {
+                        Ok(result) => result_line(&id, &result.to_mcp()),
+                        Err(error) => error_line(Some(&id), &error),
+                    })
+                }
+                Some(_) | None => None,
+            };
+            record.duration = started.elapsed();
+            if let Some(audit) = &guards.audit {
+                audit.call(&record);
+            }
+            if let Some(line) = answer {
                 let _ = output.send(line).await;
             }
         });

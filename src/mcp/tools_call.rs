@@ -12,6 +12,9 @@ use std::task::Poll;
 
 use serde_json::{Map, Value};
 
+use crate::guard::audit::Outcome;
+use crate::guard::{Guards, commands};
+use crate::plugins::registry::{ArgumentFormat, FormattedArgument};
 use crate::plugins::{CallContext, Registry, ToolResult};
 use crate::rpc::{ErrorObject, code};
 
@@ -64,29 +67,73 @@ fn truncate(text: &str, max_chars: usize) -> String {
     }
 }
 
-/// Runs the pipeline for one prepared call.
-///
-/// # Errors
-/// -32603 when the plugin panicked; everything else is a [`ToolResult`].
+/// The outcome of the pipeline: the answer, and what the audit log records about it.
+#[derive(Debug)]
+pub struct Execution {
+    /// The answer to send (a -32603 only when the plugin panicked).
+    pub response: Result<ToolResult, ErrorObject>,
+    /// How the call ended.
+    pub outcome: Outcome,
+    /// The rule that refused or stopped it.
+    pub rule: Option<String>,
+}
+
+impl Execution {
+    fn refused(outcome: Outcome, rule: impl Into<String>, message: String) -> Self {
+        Execution {
+            response: Ok(ToolResult::error(message)),
+            outcome,
+            rule: Some(rule.into()),
+        }
+    }
+}
+
+/// Runs the pipeline for one prepared call: schema → path rules → command rules → rate limit
+/// → the plugin under its deadline. Each refusal says which rule refused and what is allowed.
 pub async fn execute(
     registry: Arc<Registry>,
+    guards: Arc<Guards>,
     call: ToolCall,
     ctx: CallContext,
-) -> Result<ToolResult, ErrorObject> {
+) -> Execution {
     let Some(tool) = registry.get(&call.tool) else {
-        return Ok(ToolResult::error(format!("unknown tool {:?}", call.tool)));
+        return Execution::refused(
+            Outcome::Denied,
+            "tool",
+            format!("unknown tool {:?}", call.tool),
+        );
     };
     if let Err(problems) = tool.arguments.check(&call.arguments) {
-        return Ok(ToolResult::error(format!(
-            "invalid arguments for {}: {problems}. Call search_tools with detail_level \"full\" \
-             to see the schema.",
-            call.tool
-        )));
+        return Execution::refused(
+            Outcome::Denied,
+            "inputSchema",
+            format!(
+                "invalid arguments for {}: {problems}. Call search_tools with detail_level \
+                 \"full\" to see the schema.",
+                call.tool
+            ),
+        );
     }
-    let arguments = match call.arguments {
+    let mut arguments = match call.arguments {
         Value::Object(arguments) => arguments,
         _ => Map::new(),
     };
+    if let Err((rule, message)) = check_formats(&guards, &tool.formatted, &mut arguments) {
+        return Execution::refused(Outcome::Denied, rule, message);
+    }
+    if let Err(limited) = guards.rate.admit(&call.tool) {
+        return Execution::refused(
+            Outcome::RateLimited,
+            limited.rule.clone(),
+            format!(
+                "rate limit: {} allows {} calls of {} per minute; retry in {:.1} s",
+                limited.rule,
+                limited.limit,
+                call.tool,
+                limited.retry_after.as_secs_f64()
+            ),
+        );
+    }
     let timeout = ctx.remaining();
     let deadline = ctx.deadline();
     let plugin = Arc::clone(&tool.plugin);
@@ -102,24 +149,92 @@ pub async fn execute(
         }
     });
     match tokio::time::timeout_at(deadline, guarded).await {
-        Ok(Ok(result)) => Ok(result),
+        Ok(Ok(result)) => Execution {
+            outcome: if result.is_error {
+                Outcome::ToolError
+            } else {
+                Outcome::Ok
+            },
+            response: Ok(result),
+            rule: None,
+        },
         Ok(Err(panic)) => {
             tracing::error!(tool = %call.tool, %panic, "tool panicked");
-            Err(ErrorObject::new(
-                code::INTERNAL_ERROR,
-                format!(
-                    "internal error while running {}; the server log has details",
-                    call.tool
-                ),
-            ))
+            Execution {
+                response: Err(ErrorObject::new(
+                    code::INTERNAL_ERROR,
+                    format!(
+                        "internal error while running {}; the server log has details",
+                        call.tool
+                    ),
+                )),
+                outcome: Outcome::ToolError,
+                rule: Some("panic".into()),
+            }
         }
-        Err(_elapsed) => Ok(ToolResult::error(format!(
-            "{} did not finish within {:.1} s (tools.timeout in the policy) and was stopped; \
-             retry with a smaller request, or raise tools.timeout",
-            call.tool,
-            timeout.as_secs_f64()
-        ))),
+        Err(_elapsed) => {
+            let key = if guards.tools.timeouts.contains_key(&call.tool) {
+                format!("tools.timeouts.{}", call.tool)
+            } else {
+                "tools.timeout".to_owned()
+            };
+            Execution::refused(
+                Outcome::Timeout,
+                key.clone(),
+                format!(
+                    "{} timed out: it did not finish within {:.1} s ({key} in the policy) and was \
+                     stopped; retry with a smaller request, or raise {key}",
+                    call.tool,
+                    timeout.as_secs_f64()
+                ),
+            )
+        }
     }
+}
+
+/// Applies the path and command rules to every guarded argument; paths are replaced by their
+/// resolved form, so the tool uses exactly what was checked.
+fn check_formats(
+    guards: &Guards,
+    formatted: &[FormattedArgument],
+    arguments: &mut Map<String, Value>,
+) -> Result<(), (String, String)> {
+    for argument in formatted {
+        let Some(value) = arguments.get_mut(&argument.name) else {
+            continue;
+        };
+        let values: Vec<&mut Value> = if argument.array {
+            value
+                .as_array_mut()
+                .map(|a| a.iter_mut().collect())
+                .unwrap_or_default()
+        } else {
+            vec![value]
+        };
+        for value in values {
+            let Some(text) = value.as_str() else { continue };
+            match argument.format {
+                ArgumentFormat::Path => match guards.paths.check(text) {
+                    Ok(resolved) => *value = Value::String(resolved),
+                    Err(denial) => {
+                        return Err((
+                            denial.rule,
+                            format!("argument {}: {}", argument.name, denial.message),
+                        ));
+                    }
+                },
+                ArgumentFormat::Command => {
+                    if let Err(denial) = commands::check(text, &guards.blocked_commands) {
+                        return Err((
+                            denial.rule,
+                            format!("argument {}: {}", argument.name, denial.message),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -179,25 +294,38 @@ mod tests {
         Arc::new(Registry::build(vec![Arc::new(Faulty)]).unwrap())
     }
 
-    fn run(tool: &str, timeout: Duration) -> Result<ToolResult, ErrorObject> {
+    fn guards() -> Arc<Guards> {
+        let policy = crate::policy::parse(
+            "tools:\n  rate_limits:\n    hang: 1\n",
+            &crate::policy::PolicySource::Embedded,
+            &|_| Some("/h".into()),
+        )
+        .unwrap();
+        Arc::new(Guards::new(&policy, None, "/".into(), None))
+    }
+
+    fn run_with(tool: &str, arguments: Value, timeout: Duration) -> Execution {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .unwrap();
         let call = ToolCall {
             tool: tool.into(),
-            arguments: json!({}),
+            arguments,
         };
-        runtime.block_on(execute(
-            registry(),
-            call,
-            CallContext::new(timeout, CancellationToken::new()),
-        ))
+        let ctx = CallContext::new(timeout, CancellationToken::new());
+        runtime.block_on(execute(registry(), guards(), call, ctx))
+    }
+
+    fn run(tool: &str, timeout: Duration) -> Result<ToolResult, ErrorObject> {
+        run_with(tool, json!({}), timeout).response
     }
 
     #[test]
     fn a_panicking_plugin_becomes_an_internal_error_without_details() {
-        let error = run("explode", Duration::from_secs(60)).unwrap_err();
+        let execution = run_with("explode", json!({}), Duration::from_secs(60));
+        assert_eq!(execution.outcome, Outcome::ToolError);
+        let error = execution.response.unwrap_err();
         assert_eq!(error.code, code::INTERNAL_ERROR);
         assert!(
             !error.message.contains("boom"),
@@ -207,32 +335,25 @@ mod tests {
 
     #[test]
     fn the_deadline_turns_a_hang_into_a_tool_error() {
-        let result = run("hang", Duration::from_millis(10)).unwrap();
+        let execution = run_with("hang", json!({}), Duration::from_millis(10));
+        assert_eq!(execution.outcome, Outcome::Timeout);
+        assert_eq!(execution.rule.as_deref(), Some("tools.timeout"));
+        let result = execution.response.unwrap();
         assert!(result.is_error);
+        assert!(result.to_mcp().to_string().contains("timed out"));
     }
 
     #[test]
     fn bad_arguments_never_reach_the_plugin() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let call = ToolCall {
-            tool: "explode".into(),
-            arguments: json!({"unexpected": 1}),
-        };
-        let result = runtime
-            .block_on(execute(
-                registry(),
-                call,
-                CallContext::new(Duration::from_secs(60), CancellationToken::new()),
-            ))
-            .unwrap();
+        let execution = run_with("explode", json!({"unexpected": 1}), Duration::from_secs(60));
+        assert_eq!(execution.outcome, Outcome::Denied);
+        assert_eq!(execution.rule.as_deref(), Some("inputSchema"));
+        let result = execution.response.unwrap();
         assert!(result.is_error);
         assert!(
             result.to_mcp().to_string().contains("unexpected"),
-            "{:?}",
-            result
+            "{result:?}"
         );
+        let _ = run("explode", Duration::from_secs(1));
     }
 }

@@ -57,6 +57,54 @@ pub struct RegisteredTool {
     pub plugin: Arc<dyn Plugin>,
     /// The compiled `inputSchema`.
     pub arguments: ArgumentSchema,
+    /// Arguments whose schema says `"format": "path"` or `"format": "command"`.
+    pub formatted: Vec<FormattedArgument>,
+}
+
+/// A guarded argument format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgumentFormat {
+    /// `"format": "path"`: the path rules apply.
+    Path,
+    /// `"format": "command"`: the command rules apply.
+    Command,
+}
+
+/// A top-level argument (or array of them) with a guarded format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormattedArgument {
+    /// The property name.
+    pub name: String,
+    /// Its format.
+    pub format: ArgumentFormat,
+    /// An array whose items have the format.
+    pub array: bool,
+}
+
+/// Finds the guarded arguments of a schema: top-level properties and arrays of them.
+fn formatted_arguments(schema: &Value) -> Vec<FormattedArgument> {
+    let format_of = |v: &Value| match v.get("format").and_then(Value::as_str) {
+        Some("path") => Some(ArgumentFormat::Path),
+        Some("command") => Some(ArgumentFormat::Command),
+        _ => None,
+    };
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    properties
+        .iter()
+        .filter_map(|(name, property)| {
+            let (format, array) = match format_of(property) {
+                Some(format) => (format, false),
+                None => (property.get("items").and_then(format_of)?, true),
+            };
+            Some(FormattedArgument {
+                name: name.clone(),
+                format,
+                array,
+            })
+        })
+        .collect()
 }
 
 /// All tools, in a deterministic order: discovery first, then plugins in registration order,
@@ -118,6 +166,7 @@ impl Registry {
                 }
                 by_name.insert(definition.name.clone(), tools.len());
                 tools.push(RegisteredTool {
+                    formatted: formatted_arguments(&definition.input_schema),
                     definition: definition.clone(),
                     plugin: Arc::clone(&plugin),
                     arguments,
@@ -292,6 +341,38 @@ mod tests {
             tools: vec![tool("search_tools", closed())],
         }]);
         assert!(matches!(error, Err(RegistryError::DuplicateTool { .. })));
+    }
+
+    #[test]
+    fn guarded_formats_are_found() {
+        let schema = json!({"type": "object", "additionalProperties": false, "properties": {
+            "p": {"type": "string", "format": "path"},
+            "c": {"type": "string", "format": "command"},
+            "ps": {"type": "array", "items": {"type": "string", "format": "path"}},
+            "plain": {"type": "string"}
+        }});
+        let mut found = formatted_arguments(&schema);
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            found,
+            vec![
+                FormattedArgument {
+                    name: "c".into(),
+                    format: ArgumentFormat::Command,
+                    array: false
+                },
+                FormattedArgument {
+                    name: "p".into(),
+                    format: ArgumentFormat::Path,
+                    array: false
+                },
+                FormattedArgument {
+                    name: "ps".into(),
+                    format: ArgumentFormat::Path,
+                    array: true
+                },
+            ]
+        );
     }
 
     #[test]

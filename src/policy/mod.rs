@@ -161,10 +161,21 @@ pub fn parse(
         key: failed_key.unwrap_or_else(|| ".".to_owned()),
         detail: e.to_string().replace("<input>", &source.to_string()),
     })?;
-    Policy::from_raw(raw, env).map_err(|invalid| PolicyError::Invalid {
+    let mut policy = Policy::from_raw(raw, env).map_err(|invalid| PolicyError::Invalid {
         source_name: source.clone(),
         invalid,
-    })
+    })?;
+    policy.source_sha256 = sha256_hex(text.as_bytes());
+    Ok(policy)
+}
+
+/// SHA-256 of `bytes`, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

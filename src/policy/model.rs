@@ -62,6 +62,8 @@ pub struct Policy {
     pub limits: Limits,
     /// How the kernel sandbox is applied.
     pub sandbox: SandboxPolicy,
+    /// SHA-256 (hex) of the policy text, recorded in the audit log at start-up.
+    pub source_sha256: String,
 }
 
 /// `sandbox:` after validation.
@@ -144,6 +146,16 @@ pub struct ToolPolicy {
     /// Deadline of every tool call.
     #[serde(serialize_with = "seconds")]
     pub timeout: Duration,
+    /// Per-tool deadlines that override `timeout`.
+    #[serde(serialize_with = "seconds_map")]
+    pub timeouts: BTreeMap<String, Duration>,
+}
+
+impl ToolPolicy {
+    /// The deadline of `tool`.
+    pub fn timeout_for(&self, tool: &str) -> Duration {
+        self.timeouts.get(tool).copied().unwrap_or(self.timeout)
+    }
 }
 
 /// `audit:` after validation.
@@ -155,6 +167,10 @@ pub struct AuditPolicy {
     pub log_level: AuditLevel,
     /// Fields to record (empty: all).
     pub include: Vec<AuditField>,
+    /// Rotate when the file would exceed this many MiB (0: never).
+    pub max_size_mb: u64,
+    /// Rotated files kept (`audit.log.1` … `audit.log.KEEP`).
+    pub keep: u32,
 }
 
 /// `limits:` after validation.
@@ -170,6 +186,18 @@ pub struct Limits {
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+fn seconds_map<S: serde::Serializer>(
+    map: &BTreeMap<String, Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = s.serialize_map(Some(map.len()))?;
+    for (tool, d) in map {
+        out.serialize_entry(tool, &d.as_secs_f64())?;
+    }
+    out.end()
 }
 
 impl Policy {
@@ -196,6 +224,7 @@ impl Policy {
             audit: audit(raw.audit, env)?,
             limits: limits(raw.limits)?,
             sandbox: sandbox(raw.sandbox)?,
+            source_sha256: String::new(),
         })
     }
 
@@ -355,20 +384,30 @@ fn tools(raw: super::raw::RawTools) -> Result<ToolPolicy, Invalid> {
     }
     let timeout = match raw.timeout {
         None => DEFAULT_TOOL_TIMEOUT,
-        Some(secs) => Duration::try_from_secs_f64(secs)
-            .ok()
-            .filter(|d| !d.is_zero() && *d <= MAX_TOOL_TIMEOUT)
-            .ok_or_else(|| {
-                invalid(
-                    "tools.timeout",
-                    format!("{secs} is not a timeout; write seconds between 0 and 86400, e.g. 30"),
-                )
-            })?,
+        Some(secs) => timeout_seconds("tools.timeout", secs)?,
     };
+    let mut timeouts = BTreeMap::new();
+    for (tool, secs) in raw.timeouts {
+        let key = format!("tools.timeouts.{tool}");
+        timeouts.insert(tool, timeout_seconds(&key, secs)?);
+    }
     Ok(ToolPolicy {
         rate_limits: raw.rate_limits,
         timeout,
+        timeouts,
     })
+}
+
+fn timeout_seconds(key: &str, secs: f64) -> Result<Duration, Invalid> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= MAX_TOOL_TIMEOUT)
+        .ok_or_else(|| {
+            invalid(
+                key,
+                format!("{secs} is not a timeout; write seconds between 0 and 86400, e.g. 30"),
+            )
+        })
 }
 
 fn audit(
@@ -390,6 +429,8 @@ fn audit(
         log_file,
         log_level: raw.log_level.unwrap_or(AuditLevel::Info),
         include: raw.include.unwrap_or_default(),
+        max_size_mb: raw.max_size_mb.unwrap_or(10),
+        keep: raw.keep.unwrap_or(5).min(1000),
     })
 }
 

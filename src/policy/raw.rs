@@ -110,6 +110,8 @@ pub struct RawTools {
     pub rate_limits: BTreeMap<String, u32>,
     /// Seconds a call may run (integer or fraction).
     pub timeout: Option<f64>,
+    /// Per-tool overrides of `timeout`.
+    pub timeouts: BTreeMap<String, f64>,
 }
 
 /// `audit:`
@@ -119,6 +121,8 @@ pub struct RawAudit {
     pub log_file: Option<String>,
     pub log_level: Option<AuditLevel>,
     pub include: Option<Vec<AuditField>>,
+    pub max_size_mb: Option<u64>,
+    pub keep: Option<u32>,
 }
 
 /// `audit.log_level`: the original's names, any case (`INFO`, `warn`, `WARNING`…).

@@ -121,7 +121,8 @@ fn a_reused_in_flight_id_is_refused() {
 
 #[test]
 fn a_burst_of_200_pipelined_calls_is_fully_answered() {
-    let mut server = Server::start();
+    let policy = "tools:\n  rate_limits:\n    default: 1000\n";
+    let mut server = Server::start_with(&crate::harness::server_bin(), Some(policy));
     server.initialize();
     let mut burst = Vec::new();
     for id in 0..200 {

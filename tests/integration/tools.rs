@@ -42,7 +42,7 @@ fn pagination_walks_every_tool_once_and_refuses_foreign_cursors() {
     server.initialize();
     let mut names = Vec::new();
     let mut params = json!({});
-    for id in 0..10 {
+    for id in 0..20 {
         let page = server.request(json!(id), "tools/list", params.clone());
         let tools = page["result"]["tools"].as_array().unwrap().clone();
         assert_eq!(tools.len(), 1, "page size 1");
@@ -54,13 +54,20 @@ fn pagination_walks_every_tool_once_and_refuses_foreign_cursors() {
     }
     assert_eq!(
         names,
-        ["search_tools", "list_categories", "word_count", "wait"]
+        [
+            "search_tools",
+            "list_categories",
+            "word_count",
+            "file_info",
+            "plan_command",
+            "wait"
+        ]
     );
     for cursor in [
         json!("bogus"),
         json!(""),
         json!("tools-page:0"),
-        json!("tools-page:4"),
+        json!("tools-page:6"),
         json!("tools-page:x"),
         json!(1),
     ] {
@@ -145,7 +152,8 @@ fn discovery_tools_answer_with_text_and_structured_content() {
     assert_eq!(
         structured["categories"][1],
         json!({
-            "category": "text", "version": "1.0.0", "tool_count": 2, "tools": ["word_count", "wait"]
+            "category": "text", "version": "1.0.0", "tool_count": 4,
+        "tools": ["word_count", "file_info", "plan_command", "wait"]
         })
     );
 
@@ -168,7 +176,7 @@ fn discovery_tools_answer_with_text_and_structured_content() {
         .as_array()
         .unwrap()
         .clone();
-    assert_eq!(tools.len(), 2);
+    assert_eq!(tools.len(), 4);
     assert_eq!(tools[0]["inputSchema"]["required"], json!(["text"]));
     let answer = server.call_tool(json!(4), "search_tools", json!({"category": "nope"}));
     assert_eq!(answer["result"]["isError"], true);
