@@ -156,9 +156,8 @@ impl PathRules {
 /// components lexically (they do not exist, so no symlink can hide in them).
 fn resolve(path: &Path) -> PathBuf {
     let mut resolved = PathBuf::from("/");
-    let mut components = path.components().peekable();
     let mut exists = true;
-    while let Some(component) = components.next() {
+    for component in path.components() {
         match component {
             Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
             Component::ParentDir => {

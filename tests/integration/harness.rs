@@ -122,7 +122,17 @@ impl Server {
     /// `seccomp_action: kill`, so a system call missing from the allowlist kills the server and
     /// fails the test instead of hiding behind EPERM.
     pub fn start_with(bin: &Path, policy: Option<&str>) -> Self {
+        Self::launch(bin, policy, |_| {})
+    }
+
+    /// `bin` with `policy`, after `setup` has prepared the server's directory (its HOME and cwd).
+    pub fn start_with_setup(bin: &Path, policy: &str, setup: impl FnOnce(&Path)) -> Self {
+        Self::launch(bin, Some(policy), setup)
+    }
+
+    fn launch(bin: &Path, policy: Option<&str>, setup: impl FnOnce(&Path)) -> Self {
         let sandbox = Sandbox::new();
+        setup(sandbox.path());
         let mut command = sandbox.command(bin);
         if let Some(yaml) = policy {
             command
@@ -211,6 +221,14 @@ impl Server {
         let text = std::fs::read_to_string(stderr).unwrap_or_default();
         drop(dir);
         (status, text)
+    }
+
+    /// Closes stdin and returns the exit status and the server's directory, kept alive so its
+    /// files (the audit log) can be read.
+    pub fn stop(self) -> (std::process::ExitStatus, Sandbox) {
+        let sandbox = self.sandbox;
+        let status = self.client.finish(TIMEOUT).expect("server exits after EOF");
+        (status, sandbox)
     }
 
     /// Closes stdin and returns the exit status.

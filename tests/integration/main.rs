@@ -17,3 +17,5 @@ mod session;
 mod cli;
 // The kernel sandbox: denials proven by errno, thread state, fail-closed start-up.
 mod sandbox;
+// Guardrails on tools/call: path and command rules, rate limits, deadlines, audit.
+mod guardrails;
