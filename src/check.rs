@@ -129,8 +129,8 @@ pub fn report(
                     .map(|p| p.expanded.clone())
                     .collect(),
             ),
-            Kernel,
-            "Landlock: read/write beneath each pattern's directory; per-argument checks wait for path arguments",
+            Server,
+            "path rules on format: path arguments; kernel: Landlock read/write beneath each pattern's directory",
         ),
         row(
             "filesystem.denied_paths",
@@ -142,14 +142,14 @@ pub fn report(
                     .map(|p| p.expanded.clone())
                     .collect(),
             ),
-            NotYetEnforced,
-            "Landlock has no deny rules; per-argument checks wait for path arguments",
+            Server,
+            "checked first, any case, on format: path arguments (Landlock has no deny rules)",
         ),
         row(
             "commands.blocked",
             list(policy.commands.blocked.iter().cloned().collect()),
-            NotYetEnforced,
-            "no built-in tool takes command arguments yet",
+            Server,
+            "program name of format: command arguments, plus a shell-syntax ban",
         ),
         row(
             "tools.rate_limits",
@@ -161,8 +161,8 @@ pub fn report(
                     .map(|(k, v)| format!("{k}={v}/min"))
                     .collect(),
             ),
-            NotYetEnforced,
-            "rate limiter not built yet",
+            Server,
+            "calls per sliding minute, per tool",
         ),
         row(
             "tools.timeout",
@@ -173,14 +173,14 @@ pub fn report(
         row(
             "audit.log_file",
             policy.audit.log_file.display().to_string(),
-            NotYetEnforced,
-            "directory created (0700) at start-up; records not written yet",
+            Server,
+            "hash-chained JSON Lines, 0600, one record per call",
         ),
         row(
             "audit.log_level",
             format!("{:?}", policy.audit.log_level).to_uppercase(),
-            NotYetEnforced,
-            "audit records not written yet",
+            Server,
+            "which call outcomes are recorded",
         ),
         row(
             "limits.max_line_bytes",
