@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::dispatch::{Dispatcher, Effect, Route};
+use super::dispatch::{Dispatcher, Effect, Era, Route};
 use super::tools_call::{ToolCall, execute};
 use crate::guard::Guards;
 use crate::guard::audit::{CallRecord, Outcome};
@@ -203,7 +203,7 @@ impl Session {
             Ok(Message::Request(request)) => match self.dispatcher.request(&request) {
                 Route::Reply(Ok(result)) => self.send(result_line(&request.id, &result)).await,
                 Route::Reply(Err(error)) => self.send(error_line(Some(&request.id), &error)).await,
-                Route::Call(call) => self.start_call(request.id, call).await,
+                Route::Call(call, era) => self.start_call(request.id, call, era).await,
             },
         }
     }
@@ -225,7 +225,7 @@ impl Session {
         }
     }
 
-    async fn start_call(&mut self, id: Id, call: ToolCall) -> bool {
+    async fn start_call(&mut self, id: Id, call: ToolCall, era: Era) -> bool {
         let seq = self.next_seq;
         self.next_seq += 1;
         let token = self.stop.child_token();
@@ -258,7 +258,7 @@ impl Session {
                         duration: Duration::ZERO,
                     });
                 }
-                Some(result_line(&id, &busy.to_mcp()))
+                Some(result_line(&id, &enveloped(&busy, era)))
             } else {
                 let entry = InFlightCall {
                     seq,
@@ -310,7 +310,7 @@ impl Session {
                     record.outcome = execution.outcome;
                     record.rule = execution.rule;
                     Some(match execution.response {
-                        Ok(result) => result_line(&id, &result.to_mcp()),
+                        Ok(result) => result_line(&id, &enveloped(&result, era)),
                         Err(error) => error_line(Some(&id), &error),
                     })
                 }
@@ -342,6 +342,16 @@ impl Session {
             tracing::info!("input closed; cancelling calls still running");
         }
     }
+}
+
+/// A tool result in the envelope of the session's era.
+fn enveloped(result: &ToolResult, era: Era) -> serde_json::Value {
+    let mut value = result.to_mcp();
+    match era {
+        Era::Handshake => {}
+        Era::Modern => super::modern::decorate(&mut value),
+    }
+    value
 }
 
 /// The in-flight map is only held for single inserts and lookups, so a std mutex is right;

@@ -19,3 +19,5 @@ mod cli;
 mod sandbox;
 // Guardrails on tools/call: path and command rules, rate limits, deadlines, audit.
 mod guardrails;
+// The 2026-07-28 era, and the official Python SDK client.
+mod modern;
