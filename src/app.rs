@@ -97,6 +97,9 @@ pub enum LaunchError {
         #[source]
         source: std::io::Error,
     },
+    /// The `connect` bridge failed.
+    #[error(transparent)]
+    Bridge(#[from] crate::bridge::BridgeError),
     /// `audit verify` found a broken chain.
     #[error("audit log verification failed: {0}")]
     AuditInvalid(String),
@@ -119,7 +122,7 @@ impl LaunchError {
             | LaunchError::Call(_)
             | LaunchError::Output(_) => ExitStatus::Failure,
             LaunchError::Sandbox(_) => ExitStatus::SandboxUnavailable,
-            LaunchError::Audit { .. } => ExitStatus::Failure,
+            LaunchError::Audit { .. } | LaunchError::Bridge(_) => ExitStatus::Failure,
             LaunchError::AuditInvalid(_) => ExitStatus::AuditInvalid,
         }
     }
@@ -169,7 +172,7 @@ impl Launcher {
     /// Parses the process arguments and runs the chosen command.
     pub fn run(self) -> ExitCode {
         let cli = Cli::parse();
-        init_logging();
+        crate::logging::init();
         match self.run_cli(cli) {
             Ok(status) => status.into(),
             Err(error) => {
@@ -189,6 +192,12 @@ impl Launcher {
             Command::Serve => self.serve(policy, &source),
             Command::Check { json } => self.check(&policy, &source, json),
             Command::Doctor { json } => doctor(&policy, json),
+            Command::Connect { socket } => {
+                crate::bridge::run(&socket)?;
+                Ok(ExitStatus::Success)
+            }
+            Command::Completions { shell } => print(&completions(shell)),
+            Command::Man => print(&man_page()?),
             Command::Audit {
                 action: AuditCommand::Verify { file },
             } => audit_verify(file.as_deref().unwrap_or(&policy.audit.log_file)),
@@ -316,6 +325,42 @@ fn report_enforcement(enforcement: &sandbox::Enforcement, started: std::time::In
     }
 }
 
+fn print(text: &[u8]) -> Result<ExitStatus, LaunchError> {
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(text)
+        .map_err(LaunchError::Output)?;
+    Ok(ExitStatus::Success)
+}
+
+/// Shell completions, generated from the clap definitions.
+fn completions(shell: crate::cli::CompletionShell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let generator = match shell {
+        crate::cli::CompletionShell::Bash => clap_complete::Shell::Bash,
+        crate::cli::CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        crate::cli::CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(
+        generator,
+        &mut Cli::command(),
+        "mcp-secure-server",
+        &mut out,
+    );
+    out
+}
+
+/// The man page (roff), generated from the clap definitions.
+fn man_page() -> Result<Vec<u8>, LaunchError> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .map_err(LaunchError::Output)?;
+    Ok(out)
+}
+
 /// `audit verify`: checks the hash chain of the log and its rotated files.
 fn audit_verify(path: &Path) -> Result<ExitStatus, LaunchError> {
     use std::io::Write;
@@ -389,19 +434,6 @@ async fn termination_signal() {
             std::future::pending::<()>().await;
         }
     }
-}
-
-/// Logs go to stderr only (stdout is the protocol); no ANSI colours unless stderr is a
-/// terminal; `RUST_LOG` overrides the default `info`.
-fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter)
-        .try_init();
 }
 
 /// How long `call` waits for the handshake.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// A hardened, sandboxed Model Context Protocol server (JSON-RPC over stdio).
 ///
@@ -36,6 +36,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bridge stdio to a socket-activated server (use it as an MCP client's command).
+    Connect {
+        /// The server's unix socket, e.g. /run/mcp-secure-server/mcp.sock.
+        socket: PathBuf,
+    },
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff), e.g. `mcp-secure-server man > mcp-secure-server.1`.
+    Man,
     /// Work with the audit log.
     Audit {
         /// What to do.
@@ -86,4 +99,15 @@ pub enum AuditCommand {
         /// The log file (default: audit.log_file of the policy).
         file: Option<PathBuf>,
     },
+}
+
+/// Shells `completions` supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// GNU Bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
 }

@@ -9,10 +9,12 @@
 //! stdio client used by `call`, tests and benchmarks), [`app`] (the command-line modes).
 
 pub mod app;
+pub mod bridge;
 pub mod check;
 pub mod cli;
 pub mod client;
 pub mod guard;
+pub mod logging;
 pub mod mcp;
 pub mod plugins;
 pub mod policy;

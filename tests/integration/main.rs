@@ -21,3 +21,5 @@ mod sandbox;
 mod guardrails;
 // The 2026-07-28 era, and the official Python SDK client.
 mod modern;
+// systemd units, the connect bridge, journal logging, completions and man page.
+mod systemd;
