@@ -9,7 +9,7 @@
 //! plan with `sandbox::plan` and applies it with `sandbox::apply`: what the integration tests
 //! prove is what ships. Operations: `read:PATH`, `list:PATH`, `write:PATH`, `mkdir:PATH`,
 //! `rename:FROM:TO`, `link:FROM:TO`, `connect:PORT`, `bind`, `exec:PATH`, `userns`, `io_uring`,
-//! `ptrace`, `kill:PID`, `abstract:NAME`, `panic`.
+//! `ptrace`, `kill:PID`, `abstract:NAME`, `unix:PATH`, `panic`.
 #![allow(clippy::print_stdout)]
 // The `panic` probe panics on purpose.
 #![allow(clippy::panic)]
@@ -92,6 +92,7 @@ fn run(op: &str) -> std::io::Result<()> {
             let pid = pid.ok_or_else(|| std::io::Error::other("bad pid"))?;
             rustix::process::test_kill_process(pid).map_err(Into::into)
         }
+        "unix" => UnixStream::connect(arg).map(drop),
         "abstract" => {
             let address = SocketAddr::from_abstract_name(arg.as_bytes())?;
             UnixStream::connect_addr(&address).map(drop)

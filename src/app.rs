@@ -271,6 +271,7 @@ impl Launcher {
         });
         // The blocking stdin reader may still sit in read(2); do not wait for it.
         runtime.shutdown_background();
+        crate::mcp::stdio::restore_flags();
         if let Some(audit) = &guards.audit {
             let reason = match &ending {
                 Ok(Ending::EndOfInput) => "end of input",
@@ -365,12 +366,23 @@ fn man_page() -> Result<Vec<u8>, LaunchError> {
 fn audit_verify(path: &Path) -> Result<ExitStatus, LaunchError> {
     use std::io::Write;
     let verified = crate::guard::audit::verify(path).map_err(LaunchError::AuditInvalid)?;
-    let text = format!(
+    let mut text = format!(
         "ok: {} records in {} file(s), chain intact ({})\n",
         verified.records,
         verified.files.len(),
         path.display()
     );
+    if verified.first_seq > 1 {
+        text.push_str(&format!(
+            "note: the chain starts at record {} (older files were rotated away)\n",
+            verified.first_seq
+        ));
+    }
+    if let Some((seq, hash)) = &verified.last {
+        text.push_str(&format!(
+            "last record: seq {seq}, hash {hash} (keep these elsewhere to detect a cut tail)\n"
+        ));
+    }
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(LaunchError::Output)?;

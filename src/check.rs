@@ -192,7 +192,7 @@ pub fn report(
             "limits.max_in_flight",
             policy.limits.max_in_flight.to_string(),
             Server,
-            "tool calls running at once; 4x more may wait, then \"busy\"",
+            "tool calls running at once; 4x admitted in all, then \"busy\"",
         ),
         row(
             "limits.tools_page_size",

@@ -2,10 +2,12 @@
 //!
 //! Every record carries `seq` (consecutive), `prev` (the previous record's hash) and `hash`
 //! (SHA-256 of the record without `hash`, serialised as written), so an edited, deleted or
-//! reordered line breaks the chain and `audit verify` finds it. Records are written through one
-//! lock with one `write(2)` each (O_APPEND), so concurrent calls never interleave, and nothing is
-//! buffered in the process, so a clean shutdown or SIGTERM loses nothing. Files rotate by size;
-//! the chain continues into the new file. Arguments are redacted before they are recorded.
+//! reordered line breaks the chain and `audit verify` finds it. Records are written under an
+//! exclusive `flock` with one `write(2)` each (O_APPEND): concurrent calls, and other server
+//! processes sharing the file, never interleave, and each writer re-reads the chain's last link
+//! when someone else appended or rotated. Nothing is buffered in the process, so a clean shutdown
+//! or SIGTERM loses nothing. Files rotate by size; the chain continues into the new file.
+//! Arguments are redacted before they are recorded.
 //!
 //! What it does not do: protect a log an attacker can rewrite entirely (recomputing every hash);
 //! for that, ship records off the machine.
@@ -91,6 +93,9 @@ struct Writer {
     prev: String,
     max_bytes: u64,
     keep: u32,
+    /// Set when the previous chain could not be continued (a damaged last line): written into
+    /// the next record, so the break is on record rather than silent.
+    restart: Option<String>,
 }
 
 /// The audit log.
@@ -115,19 +120,20 @@ impl AuditLog {
     /// The file cannot be opened or read.
     pub fn open(policy: &AuditPolicy) -> std::io::Result<Self> {
         let path = policy.log_file.clone();
-        let (seq, prev) = last_link(&path)?;
         let file = open_append(&path)?;
-        let size = file.metadata()?.len();
+        let mut writer = Writer {
+            path,
+            file,
+            size: 0,
+            seq: 0,
+            prev: GENESIS.to_owned(),
+            max_bytes: policy.max_size_mb.saturating_mul(1024 * 1024),
+            keep: policy.keep,
+            restart: None,
+        };
+        writer.resync()?;
         Ok(AuditLog {
-            writer: Mutex::new(Writer {
-                path,
-                file,
-                size,
-                seq,
-                prev,
-                max_bytes: policy.max_size_mb.saturating_mul(1024 * 1024),
-                keep: policy.keep,
-            }),
+            writer: Mutex::new(writer),
             level: policy.log_level,
             include: policy.include.clone(),
         })
@@ -201,22 +207,66 @@ impl AuditLog {
             );
         }
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        fields.insert("seq".into(), json!(writer.seq + 1));
-        fields.insert("prev".into(), json!(writer.prev));
-        let hash = record_hash(&fields);
-        fields.insert("hash".into(), json!(hash));
-        let mut line = Value::Object(fields).to_string().into_bytes();
-        line.push(b'\n');
-        if let Err(error) = writer.write(&line) {
+        if let Err(error) = writer.append(fields) {
             tracing::error!(%error, path = %writer.path.display(), "audit record not written");
-            return;
         }
-        writer.seq += 1;
-        writer.prev = hash;
     }
 }
 
 impl Writer {
+    /// Chains and writes one record under the file lock.
+    fn append(&mut self, mut fields: Map<String, Value>) -> std::io::Result<()> {
+        use rustix::fs::{FlockOperation, flock};
+        flock(&self.file, FlockOperation::LockExclusive)?;
+        let result = (|| {
+            self.resync()?;
+            if let Some(reason) = self.restart.take() {
+                fields.insert("chain_restart".into(), json!(reason));
+            }
+            fields.insert("seq".into(), json!(self.seq + 1));
+            fields.insert("prev".into(), json!(self.prev));
+            let hash = record_hash(&fields);
+            fields.insert("hash".into(), json!(hash));
+            let mut line = Value::Object(fields).to_string().into_bytes();
+            line.push(b'\n');
+            self.write(&line)?;
+            self.seq += 1;
+            self.prev = hash;
+            Ok(())
+        })();
+        // Closing or reopening releases the lock too; this covers the normal path.
+        let _ = flock(&self.file, FlockOperation::Unlock);
+        result
+    }
+
+    /// Catches up with other processes: reopens the file if it was rotated away, and re-reads
+    /// the last link if someone else appended.
+    fn resync(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let ours = self.file.metadata()?;
+        let same_file = std::fs::metadata(&self.path)
+            .map(|m| (m.dev(), m.ino()) == (ours.dev(), ours.ino()))
+            .unwrap_or(false);
+        if !same_file {
+            self.file = open_append(&self.path)?;
+            rustix::fs::flock(&self.file, rustix::fs::FlockOperation::LockExclusive)?;
+        }
+        let size = self.file.metadata()?.len();
+        if !same_file || size != self.size {
+            match last_link(&self.path)? {
+                Link::Record(seq, hash) => (self.seq, self.prev) = (seq, hash),
+                Link::Empty => (self.seq, self.prev) = (0, GENESIS.to_owned()),
+                Link::Damaged => {
+                    tracing::warn!(path = %self.path.display(), "audit log ends in a damaged record; starting a new chain");
+                    (self.seq, self.prev) = (0, GENESIS.to_owned());
+                    self.restart = Some("the previous last record was damaged".into());
+                }
+            }
+            self.size = size;
+        }
+        Ok(())
+    }
+
     fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
         if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
             self.rotate()?;
@@ -244,6 +294,7 @@ impl Writer {
             std::fs::remove_file(&self.path)?;
         }
         self.file = open_append(&self.path)?;
+        rustix::fs::flock(&self.file, rustix::fs::FlockOperation::LockExclusive)?;
         self.size = 0;
         Ok(())
     }
@@ -271,26 +322,57 @@ fn record_hash(fields: &Map<String, Value>) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `seq` and `hash` of the last record of the newest file, to continue the chain.
-fn last_link(path: &Path) -> std::io::Result<(u64, String)> {
-    let Ok(file) = File::open(path) else {
-        return Ok((0, GENESIS.to_owned()));
-    };
-    let mut last = None;
-    for line in BufReader::new(file).lines() {
-        let line = line?;
-        if !line.trim().is_empty() {
-            last = Some(line);
-        }
+/// The end of the chain on disk.
+enum Link {
+    /// The last record's `seq` and `hash`.
+    Record(u64, String),
+    /// No records yet (in this file or the newest rotated one).
+    Empty,
+    /// The last line is not a valid record.
+    Damaged,
+}
+
+/// The last record of the newest file (or of `path.1` when `path` is empty after a rotation).
+fn last_link(path: &Path) -> std::io::Result<Link> {
+    for candidate in [path.to_path_buf(), rotated(path, 1)] {
+        let Some(line) = last_line(&candidate)? else {
+            continue;
+        };
+        let record: Value = serde_json::from_slice(&line).unwrap_or(Value::Null);
+        return Ok(match (record["seq"].as_u64(), record["hash"].as_str()) {
+            (Some(seq), Some(hash)) => Link::Record(seq, hash.to_owned()),
+            _ => Link::Damaged,
+        });
     }
-    let Some(line) = last else {
-        return Ok((0, GENESIS.to_owned()));
+    Ok(Link::Empty)
+}
+
+/// The last non-empty line of a file, read backwards in growing chunks (records can be large,
+/// files larger still).
+fn last_line(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
     };
-    let record: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-    match (record["seq"].as_u64(), record["hash"].as_str()) {
-        (Some(seq), Some(hash)) => Ok((seq, hash.to_owned())),
-        // A damaged tail: start a new chain, and say so in it.
-        _ => Ok((0, GENESIS.to_owned())),
+    let len = file.metadata()?.len();
+    let mut window = 64 * 1024u64;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut tail = Vec::new();
+        Read::by_ref(&mut file)
+            .take(len - start)
+            .read_to_end(&mut tail)?;
+        let trimmed = tail.trim_ascii_end();
+        match trimmed.iter().rposition(|&b| b == b'\n') {
+            Some(newline) => return Ok(Some(trimmed[newline + 1..].to_vec())),
+            None if start == 0 => {
+                return Ok((!trimmed.is_empty()).then(|| trimmed.to_vec()));
+            }
+            None => window = window.saturating_mul(4),
+        }
     }
 }
 
@@ -301,6 +383,11 @@ pub struct Verified {
     pub files: Vec<PathBuf>,
     /// Records checked.
     pub records: u64,
+    /// `seq` of the first record read (above 1 only when older files were rotated away).
+    pub first_seq: u64,
+    /// `seq` and `hash` of the last record: compare them with a copy kept elsewhere to detect
+    /// a truncated tail.
+    pub last: Option<(u64, String)>,
 }
 
 /// Checks the chain of `path` and its rotated predecessors (`path.N` … `path.1`, then `path`).
@@ -316,6 +403,7 @@ pub fn verify(path: &Path) -> Result<Verified, String> {
     files.push(path.to_path_buf());
     let mut previous: Option<(u64, String)> = None;
     let mut records = 0u64;
+    let mut first_seq = 1u64;
     for file in &files {
         let reader = BufReader::new(
             File::open(file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?,
@@ -339,20 +427,37 @@ pub fn verify(path: &Path) -> Result<Verified, String> {
                 .as_u64()
                 .ok_or_else(|| format!("{}: no seq", at()))?;
             let prev = fields["prev"].as_str().unwrap_or_default();
-            if let Some((last_seq, last_hash)) = &previous {
-                if prev != last_hash || seq != last_seq + 1 {
+            match &previous {
+                Some((last_seq, last_hash)) => {
+                    if prev != last_hash || seq != last_seq + 1 {
+                        return Err(format!(
+                            "{}: record {seq} does not follow record {last_seq} (a line was \
+                             deleted, inserted or reordered)",
+                            at()
+                        ));
+                    }
+                }
+                // The very first record must open the chain, unless older files were rotated
+                // away (then the chain legitimately starts mid-way in `path.N`).
+                None if files.len() == 1 && (seq != 1 || prev != GENESIS) => {
                     return Err(format!(
-                        "{}: record {seq} does not follow record {last_seq} (a line was deleted, \
-                         inserted or reordered)",
+                        "{}: the log starts at record {seq}, not at the chain's first record \
+                         (its head was removed)",
                         at()
                     ));
                 }
+                None => first_seq = seq,
             }
             previous = Some((seq, hash));
             records += 1;
         }
     }
-    Ok(Verified { files, records })
+    Ok(Verified {
+        files,
+        records,
+        first_seq,
+        last: previous,
+    })
 }
 
 #[cfg(test)]
@@ -427,6 +532,35 @@ mod tests {
             std::fs::write(&path, text).unwrap();
             assert!(verify(&path).is_err(), "{what} not detected");
         }
+    }
+
+    #[test]
+    fn two_writers_on_one_file_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = AuditLog::open(&policy(dir.path(), 10)).unwrap();
+        let b = AuditLog::open(&policy(dir.path(), 10)).unwrap();
+        for _ in 0..20 {
+            a.call(&call(Outcome::Ok));
+            b.call(&call(Outcome::Denied));
+        }
+        let verified = verify(&dir.path().join("audit.log")).unwrap();
+        assert_eq!(verified.records, 40);
+        assert_eq!(verified.last.unwrap().0, 40);
+    }
+
+    #[test]
+    fn a_damaged_tail_starts_a_new_chain_on_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        std::fs::write(&path, "{\"seq\": tru\n").unwrap();
+        let log = AuditLog::open(&policy(dir.path(), 10)).unwrap();
+        log.call(&call(Outcome::Ok));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().last().unwrap().contains("chain_restart"));
+        assert!(
+            verify(&path).is_err(),
+            "the damaged line itself is still reported"
+        );
     }
 
     #[test]

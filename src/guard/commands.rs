@@ -7,8 +7,9 @@
 
 use std::collections::BTreeSet;
 
-/// Shell syntax that could chain, substitute or redirect; checked before anything else.
-const METACHARACTERS: [(&str, &str); 12] = [
+/// Shell syntax that could chain, substitute, redirect, expand or hide a program name from the
+/// blocklist (`"curl"`, `c''url`, `\curl`); checked before anything else.
+const METACHARACTERS: [(&str, &str); 13] = [
     ("\0", "a NUL byte"),
     ("\n", "a newline"),
     ("\r", "a carriage return"),
@@ -16,11 +17,12 @@ const METACHARACTERS: [(&str, &str); 12] = [
     ("|", "'|' (pipe, '||')"),
     ("&", "'&' (background, '&&')"),
     ("`", "'`' (command substitution)"),
-    ("$(", "'$(' (command substitution)"),
-    ("${", "'${' (parameter expansion)"),
+    ("$", "'$' (expansion)"),
     (">", "'>' (redirection)"),
     ("<", "'<' (redirection)"),
-    ("$'", "\"$'\" (ANSI-C quoting)"),
+    ("'", "a single quote"),
+    ("\"", "a double quote"),
+    ("\\", "a backslash"),
 ];
 
 /// Why a command was refused.

@@ -31,6 +31,8 @@ pub struct PathDenial {
 #[derive(Debug, Clone)]
 pub struct PathRules {
     denied: GlobSet,
+    /// `dir` for every denied `dir/**`: the directory itself is as secret as its contents.
+    denied_roots: GlobSet,
     denied_written: Vec<String>,
     allowed: GlobSet,
     /// `dir` for every `dir/**` pattern: the root of an allowed tree is allowed too.
@@ -48,15 +50,21 @@ impl PathRules {
             .iter()
             .filter_map(|p| p.expanded.strip_suffix("/**"))
             .collect();
+        let denied_roots: Vec<&str> = policy
+            .denied_paths
+            .iter()
+            .map(|p| p.expanded.strip_suffix("/**").unwrap_or(&p.expanded))
+            .collect();
         PathRules {
             denied: policy.denied_set.clone(),
+            denied_roots: build_set(&denied_roots, true),
             denied_written: policy
                 .denied_paths
                 .iter()
                 .map(|p| p.written.clone())
                 .collect(),
             allowed: policy.allowed_set.clone(),
-            allowed_roots: build_set(&roots),
+            allowed_roots: build_set(&roots, false),
             allowed_written: policy
                 .allowed_paths
                 .iter()
@@ -102,10 +110,13 @@ impl PathRules {
         })?;
         let resolved = resolve(&absolute);
         let ancestors: Vec<&Path> = resolved.ancestors().collect();
-        if let Some(index) = ancestors
-            .iter()
-            .find_map(|p| self.denied.matches(p).into_iter().next())
-        {
+        if let Some(index) = ancestors.iter().find_map(|p| {
+            self.denied
+                .matches(p)
+                .into_iter()
+                .chain(self.denied_roots.matches(p))
+                .next()
+        }) {
             return Err(refuse(
                 &format!("filesystem.denied_paths[{index}]"),
                 format!(
@@ -162,6 +173,14 @@ fn resolve(path: &Path) -> PathBuf {
             Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
             Component::ParentDir => {
                 resolved.pop();
+                // Back on existing ground: follow symlinks again from here, or
+                // `missing/../link` would skip resolving `link`.
+                if !exists {
+                    if let Ok(real) = std::fs::canonicalize(&resolved) {
+                        resolved = real;
+                        exists = true;
+                    }
+                }
             }
             Component::Normal(name) => {
                 let next = resolved.join(name);
@@ -182,12 +201,16 @@ fn resolve(path: &Path) -> PathBuf {
     resolved
 }
 
-fn build_set(patterns: &[&str]) -> GlobSet {
+fn build_set(patterns: &[&str], case_insensitive: bool) -> GlobSet {
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
         // The patterns were already compiled once by the policy loader; a prefix of a valid
         // glob stays valid.
-        if let Ok(glob) = GlobBuilder::new(pattern).literal_separator(true).build() {
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .case_insensitive(case_insensitive)
+            .build();
+        if let Ok(glob) = glob {
             builder.add(glob);
         }
     }
@@ -222,6 +245,10 @@ mod tests {
                 .unwrap();
             std::os::unix::fs::symlink(root.join("work/proj/sub"), root.join("work/proj/inside"))
                 .unwrap();
+            std::fs::create_dir_all(root.join("work/proj/.ssh")).unwrap();
+            std::fs::write(root.join("work/proj/.ssh/id_rsa"), "k").unwrap();
+            std::os::unix::fs::symlink(root.join("work/proj/.ssh"), root.join("work/proj/keys"))
+                .unwrap();
             Tree { dir }
         }
 
@@ -231,7 +258,7 @@ mod tests {
 
         fn rules(&self, allowed: &[&str]) -> PathRules {
             let yaml = format!(
-                "filesystem:\n  allowed_paths: {}\n  denied_paths: [\"**/.ssh/**\", \"**/.ssh\", \"**/*.pem\"]\n",
+                "filesystem:\n  allowed_paths: {}\n  denied_paths: [\"**/.ssh/**\", \"**/*.pem\"]\n",
                 serde_json::to_string(&allowed.iter().map(|a| self.p(a)).collect::<Vec<_>>())
                     .unwrap()
             );
@@ -324,6 +351,37 @@ mod tests {
                 .rule
                 .starts_with("filesystem.denied_paths")
         );
+    }
+
+    #[test]
+    fn a_missing_component_cannot_hide_a_symlink() {
+        // Regression (review): `nope/../keys` used to skip resolving the `keys` symlink.
+        let t = Tree::new();
+        let rules = t.rules(&["work/**"]);
+        for raw in [
+            "keys/id_rsa",
+            "nope/../keys/id_rsa",
+            "nope/x/../../keys/id_rsa",
+            "sub/nope/../../escape/x",
+        ] {
+            assert!(
+                rules.check(raw).is_err(),
+                "{raw} must be refused: {:?}",
+                rules.check(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn a_denied_directory_itself_is_denied() {
+        let t = Tree::new();
+        let rules = t.rules(&["work/**"]);
+        let denial = rules.check(&t.p("work/proj/.ssh")).unwrap_err();
+        assert!(
+            denial.rule.starts_with("filesystem.denied_paths"),
+            "{denial:?}"
+        );
+        assert!(rules.check(&t.p("work/proj/.SSH/")).is_err());
     }
 
     #[test]

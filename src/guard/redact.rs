@@ -14,9 +14,11 @@ use serde_json::Value;
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Sensitive key terms, as word sequences.
-const SECRET_KEY_TERMS: [&[&str]; 10] = [
+const SECRET_KEY_TERMS: [&[&str]; 12] = [
     &["password"],
     &["passwd"],
+    &["passphrase"],
+    &["pwd"],
     &["secret"],
     &["token"],
     &["api", "key"],
@@ -38,7 +40,8 @@ pub fn redact(value: &Value) -> Value {
                     } else {
                         redact(v)
                     };
-                    (key.clone(), v)
+                    // A key can be a secret too (a token used as a map key).
+                    (redact_text(key), v)
                 })
                 .collect(),
         ),
@@ -48,9 +51,19 @@ pub fn redact(value: &Value) -> Value {
     }
 }
 
-/// Whether a key names a secret (whole words, singular or plural).
+/// Whether a key names a secret (whole words, singular or plural). A key written as one word
+/// (`apikey`, `ACCESSTOKEN`) is secret when it ends with a term written without separators.
 pub fn is_secret_key(key: &str) -> bool {
     let words = key_words(key);
+    if let [single] = words.as_slice() {
+        let single = single.strip_suffix('s').unwrap_or(single);
+        if SECRET_KEY_TERMS
+            .iter()
+            .any(|term| single.ends_with(&term.concat()))
+        {
+            return true;
+        }
+    }
     SECRET_KEY_TERMS.iter().any(|term| {
         words.windows(term.len()).any(|window| {
             window.iter().zip(term.iter()).all(|(word, t)| {
@@ -183,6 +196,7 @@ mod tests {
             "pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----",
             "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_nature",
             "sk": "key sk-proj-abcdefghijklmnop1234",
+            "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB": "a token as a key",
         });
         let out = redact(&input).to_string();
         for secret in [

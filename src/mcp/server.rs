@@ -277,6 +277,13 @@ impl Session {
         let output = self.output.clone();
         let guards = Arc::clone(&self.settings.guards);
         self.tasks.spawn(async move {
+            // Removes the in-flight entry however the task ends, a panic included, so the id
+            // and the admission slot are never leaked.
+            let entry = InFlightGuard {
+                map: in_flight,
+                id: id.clone(),
+                seq,
+            };
             let started = Instant::now();
             let mut record = CallRecord {
                 request_id: id.to_value(),
@@ -298,12 +305,7 @@ impl Session {
                     execute(registry, Arc::clone(&guards), call, ctx).await
                 } => Some(execution),
             };
-            {
-                let mut in_flight = lock(&in_flight);
-                if in_flight.get(&id).is_some_and(|entry| entry.seq == seq) {
-                    in_flight.remove(&id);
-                }
-            }
+            drop(entry);
             // Re-check: a cancellation that raced with completion still suppresses the answer.
             let answer = match execution {
                 Some(execution) if !token.is_cancelled() => {
@@ -340,6 +342,22 @@ impl Session {
             .is_err()
         {
             tracing::info!("input closed; cancelling calls still running");
+        }
+    }
+}
+
+/// Owns a call's in-flight entry; dropping it removes the entry if it is still this call's.
+struct InFlightGuard {
+    map: InFlight,
+    id: Id,
+    seq: u64,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut map = lock(&self.map);
+        if map.get(&self.id).is_some_and(|entry| entry.seq == self.seq) {
+            map.remove(&self.id);
         }
     }
 }

@@ -4,13 +4,16 @@
 //! costs two thread wake-ups per message on top of the real work (measured: ~4x the round trip
 //! of a `tools/call`). When fd 0/1 is a pipe or socket (how MCP clients and systemd start us),
 //! we put a duplicate of it in non-blocking mode and drive it from the reactor instead. The
-//! file status flags are shared with whoever else holds the pipe end, so they are restored on
-//! drop. Terminals and regular files keep tokio's blocking implementation: a terminal left
-//! non-blocking would break the user's shell.
+//! file status flags belong to the open file description, which fd 0 and fd 1 may share (a
+//! socket-activated connection is both), so a descriptor that is already non-blocking is
+//! wrapped too, and the original flags are restored once, by [`restore_flags`], when the
+//! session is over. Terminals and regular files keep tokio's blocking implementation: a terminal
+//! left non-blocking would break the user's shell.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use rustix::fs::{FileType, OFlags};
@@ -46,35 +49,43 @@ pub fn output() -> io::Result<Output> {
     }
 }
 
+/// File descriptions we made non-blocking, with their original flags.
+static CHANGED: Mutex<Vec<(OwnedFd, OFlags)>> = Mutex::new(Vec::new());
+
+/// Restores the flags of every descriptor [`input`] and [`output`] made non-blocking. Call it
+/// when the session is over (after the runtime has stopped using them).
+pub fn restore_flags() {
+    let mut changed = CHANGED.lock().unwrap_or_else(PoisonError::into_inner);
+    for (fd, flags) in changed.drain(..) {
+        let _ = rustix::fs::fcntl_setfl(&fd, flags);
+    }
+}
+
 /// A non-blocking duplicate of a standard descriptor, registered with the reactor.
 struct NonBlocking {
     fd: AsyncFd<OwnedFd>,
-    original_flags: OFlags,
 }
 
 impl NonBlocking {
-    /// `None` when `fd` is not a pipe or socket (or already non-blocking, which means someone
-    /// else chose that mode and expects it).
+    /// `None` when `fd` is not a pipe or socket.
     fn new(fd: impl AsFd) -> io::Result<Option<Self>> {
         let stat = rustix::fs::fstat(&fd)?;
         let kind = FileType::from_raw_mode(stat.st_mode);
         if !matches!(kind, FileType::Fifo | FileType::Socket) {
             return Ok(None);
         }
-        let original_flags = rustix::fs::fcntl_getfl(&fd)?;
-        if original_flags.contains(OFlags::NONBLOCK) {
-            return Ok(None);
+        let flags = rustix::fs::fcntl_getfl(&fd)?;
+        if !flags.contains(OFlags::NONBLOCK) {
+            rustix::fs::fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?;
+            CHANGED
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((rustix::io::dup(&fd)?, flags));
         }
+        // Already non-blocking (by us for the other direction, or by whoever started us): a
+        // blocking wrapper would fail with EAGAIN, so it must be driven by the reactor too.
         let duplicate = rustix::io::dup(&fd)?;
-        rustix::fs::fcntl_setfl(&duplicate, original_flags | OFlags::NONBLOCK)?;
-        match register(duplicate) {
-            Ok(fd) => Ok(Some(NonBlocking { fd, original_flags })),
-            Err(error) => {
-                // Restore through the original descriptor; the duplicate is gone.
-                let _ = rustix::fs::fcntl_setfl(&fd, original_flags);
-                Err(error)
-            }
-        }
+        register(duplicate).map(|fd| Some(NonBlocking { fd }))
     }
 }
 
@@ -86,12 +97,6 @@ fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     // the `AsyncFd` owns it until then; `OwnedFd::as_raw_fd` always returns that descriptor.
     // (The safe `AsyncFd::new` is deprecated because arbitrary types cannot promise this.)
     unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)
-}
-
-impl Drop for NonBlocking {
-    fn drop(&mut self) {
-        let _ = rustix::fs::fcntl_setfl(self.fd.get_ref(), self.original_flags);
-    }
 }
 
 impl AsyncRead for NonBlocking {

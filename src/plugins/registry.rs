@@ -81,6 +81,21 @@ pub struct FormattedArgument {
     pub array: bool,
 }
 
+/// Every `"format": "path" | "command"` anywhere in a schema.
+fn count_guarded_formats(schema: &Value) -> usize {
+    match schema {
+        Value::Object(map) => {
+            let here = matches!(
+                map.get("format").and_then(Value::as_str),
+                Some("path" | "command")
+            );
+            usize::from(here) + map.values().map(count_guarded_formats).sum::<usize>()
+        }
+        Value::Array(items) => items.iter().map(count_guarded_formats).sum(),
+        _ => 0,
+    }
+}
+
 /// Finds the guarded arguments of a schema: top-level properties and arrays of them.
 fn formatted_arguments(schema: &Value) -> Vec<FormattedArgument> {
     let format_of = |v: &Value| match v.get("format").and_then(Value::as_str) {
@@ -232,6 +247,14 @@ fn check_tool(plugin: &str, tool: &ToolDefinition) -> Result<ArgumentSchema, Reg
         ));
     }
     check_closed_object(&tool.input_schema, "inputSchema").map_err(bad)?;
+    // Guarded formats elsewhere (nested objects, anyOf, $defs) would silently go unchecked.
+    if count_guarded_formats(&tool.input_schema) != formatted_arguments(&tool.input_schema).len() {
+        return Err(bad(
+            "\"format\": \"path\" and \"format\": \"command\" are supported only on top-level \
+             string properties or arrays of them, where the server can check them"
+                .into(),
+        ));
+    }
     if let Some(output) = &tool.output_schema {
         if output.get("type") != Some(&Value::from("object")) {
             return Err(bad(

@@ -114,6 +114,19 @@ pub fn plan(policy: &Policy, probe: &dyn Fn(&Path) -> PathKind) -> SandboxPlan {
                     prefix.display()
                 )),
                 PathKind::Directory | PathKind::File => {
+                    let directory_part = pattern
+                        .expanded
+                        .strip_suffix("/**")
+                        .unwrap_or(&pattern.expanded);
+                    if Path::new(directory_part) != prefix {
+                        warnings.push(format!(
+                            "{key}: {:?} has a wildcard before its last directory, so the kernel \
+                             grants all of {} (the server's path rules still apply the whole \
+                             pattern)",
+                            pattern.written,
+                            prefix.display()
+                        ));
+                    }
                     fs.insert(FsGrant {
                         path: prefix,
                         access: FsAccess::ReadWrite,
@@ -199,7 +212,7 @@ mod tests {
     fn probe(path: &Path) -> PathKind {
         match path.to_str() {
             Some("/dev/null") => PathKind::File,
-            Some("/home/ann/projects") | Some("/srv/data") => PathKind::Directory,
+            Some("/home/ann/projects") | Some("/srv/data") | Some("/srv") => PathKind::Directory,
             _ => PathKind::Missing,
         }
     }
@@ -208,7 +221,7 @@ mod tests {
     fn grants_follow_the_policy() {
         let plan = plan(
             &policy(concat!(
-                "filesystem:\n  allowed_paths: [\"~/projects/**\", \"/srv/data/*.txt\", \"/nope/**\", \"**/x\"]\n",
+                "filesystem:\n  allowed_paths: [\"~/projects/**\", \"/srv/data/*.txt\", \"/nope/**\", \"**/x\", \"/srv/*/y/**\"]\n",
                 "  denied_paths: [\"**/.ssh/**\"]\n",
                 "network:\n  allowed_endpoints:\n    - {host: a.com, ports: [443, 22]}\n  blocked_ports: [22]\n",
             )),
@@ -228,6 +241,7 @@ mod tests {
                     FsAccess::ReadWrite
                 ),
                 ("/home/ann/projects", FsAccess::ReadWrite),
+                ("/srv", FsAccess::ReadWrite),
                 ("/srv/data", FsAccess::ReadWrite),
             ]
         );

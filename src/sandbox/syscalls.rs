@@ -15,7 +15,9 @@ pub enum ArgRule {
     Any,
     /// `clone`: only without namespace flags (threads and vfork-style spawns).
     CloneWithoutNamespaces,
-    /// `socket`: only AF_UNIX, AF_INET and AF_INET6 (the domain compared as 32 bits).
+    /// `socket`: only AF_INET and AF_INET6 (the domain compared as 32 bits). No AF_UNIX: Landlock
+    /// (ABI 7) does not confine connecting to named unix sockets such as `/run/docker.sock`, and
+    /// the server only needs unix sockets in pairs (`socketpair`).
     SocketFamilies,
     /// `ioctl`: only FIONBIO, FIOCLEX and TCGETS (the request compared as 32 bits).
     SafeIoctls,
@@ -47,8 +49,8 @@ pub const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP) as u64
     | 0x80; // CLONE_NEWTIME
 
-/// Socket families the server may create.
-pub const SOCKET_FAMILIES: [i32; 3] = [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6];
+/// Socket families the server may create with `socket(2)`.
+pub const SOCKET_FAMILIES: [i32; 2] = [libc::AF_INET, libc::AF_INET6];
 
 /// `ioctl` requests the server may make.
 // The casts are no-ops on glibc x86_64 but not on every target (musl declares them `c_int`).

@@ -87,6 +87,16 @@ fn call(g: &mut Guarded, id: &str, tool: &str, arguments: Value) -> (Value, Valu
     (answer, matching[0].clone())
 }
 
+fn assert_chain_verifies(log: &Path) {
+    let out = std::process::Command::new(server_bin())
+        .args(["audit", "verify"])
+        .arg(log)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
 fn assert_denied(answer: &Value, record: &Value, rule_prefix: &str, text_fragment: &str) {
     assert_eq!(answer["result"]["isError"], true, "{answer}");
     let text = tool_text(answer);
@@ -437,17 +447,7 @@ fn five_hundred_concurrent_calls_give_one_well_formed_record_each() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 500, "one record per call");
-    let out = std::process::Command::new(server_bin())
-        .args(["audit", "verify"])
-        .arg(&log)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_chain_verifies(&log);
 }
 
 #[test]
@@ -479,4 +479,26 @@ fn log_level_and_include_do_what_they_say() {
     keys.sort_unstable();
     assert_eq!(keys, ["hash", "outcome", "prev", "seq", "tool", "type"]);
     assert_eq!(calls[0]["outcome"], "denied");
+}
+
+#[test]
+fn two_server_processes_share_one_audit_chain() {
+    let shared = crate::harness::Sandbox::new();
+    let log = shared.path().join("shared-audit.log");
+    let policy = format!(
+        "audit:\n  log_file: \"{}\"\ntools:\n  rate_limits:\n    default: 1000\n",
+        log.display()
+    );
+    let mut a = Server::start_with(&example_bin(), Some(&policy));
+    let mut b = Server::start_with(&example_bin(), Some(&policy));
+    a.initialize();
+    b.initialize();
+    for id in 0..50 {
+        a.call_tool(json!(id), "word_count", json!({"text": "a"}));
+        b.call_tool(json!(id), "word_count", json!({"text": "b"}));
+    }
+    assert!(a.finish().success());
+    assert!(b.finish().success());
+    assert_eq!(call_records(&log).len(), 100);
+    assert_chain_verifies(&log);
 }

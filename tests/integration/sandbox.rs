@@ -28,6 +28,7 @@ struct World {
     _denied: TcpListener,
     abstract_name: String,
     _abstract: UnixListener,
+    _named: UnixListener,
 }
 
 impl World {
@@ -48,7 +49,9 @@ impl World {
         let abstract_name = format!("mcp-secure-server-test-{}-{unique}", std::process::id());
         let address = SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
         let abstract_listener = UnixListener::bind_addr(&address).unwrap();
+        let named = UnixListener::bind(root.join("outside/daemon.sock")).unwrap();
         World {
+            _named: named,
             allowed_port: allowed.local_addr().unwrap().port(),
             denied_port: denied.local_addr().unwrap().port(),
             _allowed: allowed,
@@ -166,6 +169,11 @@ fn the_sandbox_denies_what_the_policy_does_not_grant() {
         (format!("connect:{}", world.denied_port), EACCES, "ok"),
         ("bind".to_owned(), EACCES, "ok"),
         (format!("abstract:{}", world.abstract_name), EPERM, "ok"),
+        (
+            format!("unix:{}", world.path("outside/daemon.sock")),
+            EPERM,
+            "ok",
+        ),
         (format!("kill:{me}"), EPERM, "ok"),
         ("exec:/bin/true".to_owned(), EPERM, "ok"),
         ("userns".to_owned(), EPERM, "-"),

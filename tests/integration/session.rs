@@ -197,3 +197,54 @@ fn full_session_on_the_shipped_binary() {
         "answers {ids:?}"
     );
 }
+
+#[test]
+fn a_socket_on_stdin_and_stdout_survives_output_backpressure() {
+    // Socket activation hands the server one socket as both fd 0 and fd 1 (one file
+    // description). Regression (review): the second direction fell back to blocking writes on a
+    // non-blocking socket and died with EAGAIN once the client stopped reading for a while.
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    let sandbox = crate::harness::Sandbox::new();
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let theirs: OwnedFd = theirs.into();
+    let mut child = sandbox
+        .command(&crate::harness::server_bin())
+        .stdin(std::process::Stdio::from(theirs.try_clone().unwrap()))
+        .stdout(std::process::Stdio::from(theirs))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut writer = ours.try_clone().unwrap();
+    let requests = 2000;
+    let feeder = std::thread::spawn(move || {
+        let mut burst = String::from(concat!(
+            r#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"s","version":"1"}}}"#,
+            "\n"
+        ));
+        for id in 0..requests {
+            burst.push_str(&format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\"}}\n"
+            ));
+        }
+        writer.write_all(burst.as_bytes()).unwrap();
+    });
+    // Let the server's output back up before reading anything (the outcome does not depend on
+    // how long this is).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    ours.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut reader = BufReader::new(ours.try_clone().unwrap());
+    let mut answers = 0;
+    let mut line = String::new();
+    while answers < requests + 1 {
+        line.clear();
+        let read = reader.read_line(&mut line).unwrap();
+        assert!(read > 0, "the server closed after {answers} answers");
+        answers += 1;
+    }
+    feeder.join().unwrap();
+    ours.shutdown(std::net::Shutdown::Write).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
