@@ -190,6 +190,19 @@ fn path_rules_refuse_and_resolve() {
 }
 
 #[test]
+fn a_path_resolving_to_a_non_utf8_name_is_refused_with_a_reason() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut g = start_in("");
+    let odd = g.work.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    std::fs::create_dir(&odd).unwrap();
+    std::os::unix::fs::symlink(&odd, g.work.join("nice")).unwrap();
+    g.server.initialize();
+    let (answer, record) = call(&mut g, "odd", "file_info", json!({"path": "work/nice"}));
+    assert_denied(&answer, &record, "path", "not UTF-8");
+    g.server.assert_alive();
+}
+
+#[test]
 fn command_rules_refuse_shell_syntax_and_blocked_programs() {
     let mut g = start_in("");
     g.server.initialize();
@@ -211,6 +224,9 @@ fn command_rules_refuse_shell_syntax_and_blocked_programs() {
         ("tick", "echo `id`", "commands.metacharacters"),
         ("redir", "echo x > /etc/passwd", "commands.metacharacters"),
         ("newline", "ls\nid", "commands.metacharacters"),
+        ("quoted", "\"curl\" x", "commands.metacharacters"),
+        ("escaped", "\\curl x", "commands.metacharacters"),
+        ("ifs", "cat$IFS/etc/passwd", "commands.metacharacters"),
     ];
     for (id, command, rule) in cases {
         let (answer, record) = call(&mut g, id, "plan_command", json!({"command": command}));
