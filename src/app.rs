@@ -14,11 +14,12 @@ use clap::Parser;
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::cli::{AuditCommand, Cli, Command};
+use crate::cli::{AuditCommand, BugsCommand, Cli, Command};
 use crate::client::{ClientError, StdioClient};
-use crate::guard::{AuditLog, Guards};
+use crate::guard::{AuditLog, Guards, PathRules};
 use crate::mcp::Ending;
 use crate::mcp::{SessionSettings, serve};
+use crate::plugins::bugtracker::{self, BugTracker, DefaultProject};
 use crate::plugins::{Plugin, Registry, RegistryError};
 use crate::policy::{self, Policy, PolicyError, PolicySource};
 use crate::rpc::code::INVALID_PARAMS;
@@ -100,6 +101,12 @@ pub enum LaunchError {
     /// The `connect` bridge failed.
     #[error(transparent)]
     Bridge(#[from] crate::bridge::BridgeError),
+    /// The bug database could not be opened.
+    #[error(transparent)]
+    BugDatabase(#[from] bugtracker::store::StoreError),
+    /// `bugs import` failed.
+    #[error("import failed, nothing was imported: {0}")]
+    Import(String),
     /// `audit verify` found a broken chain.
     #[error("audit log verification failed: {0}")]
     AuditInvalid(String),
@@ -122,7 +129,10 @@ impl LaunchError {
             | LaunchError::Call(_)
             | LaunchError::Output(_) => ExitStatus::Failure,
             LaunchError::Sandbox(_) => ExitStatus::SandboxUnavailable,
-            LaunchError::Audit { .. } | LaunchError::Bridge(_) => ExitStatus::Failure,
+            LaunchError::Audit { .. }
+            | LaunchError::Bridge(_)
+            | LaunchError::BugDatabase(_)
+            | LaunchError::Import(_) => ExitStatus::Failure,
             LaunchError::AuditInvalid(_) => ExitStatus::AuditInvalid,
         }
     }
@@ -201,6 +211,9 @@ impl Launcher {
             Command::Audit {
                 action: AuditCommand::Verify { file },
             } => audit_verify(file.as_deref().unwrap_or(&policy.audit.log_file)),
+            Command::Bugs {
+                action: BugsCommand::Import { database, project },
+            } => import_bugs(&policy, &database, project.as_deref()),
             Command::Call {
                 tool,
                 arguments,
@@ -218,15 +231,18 @@ impl Launcher {
     fn serve(self, policy: Policy, source: &PolicySource) -> Result<ExitStatus, LaunchError> {
         // 1. Everything that needs wide access, while single-threaded.
         create_data_dirs(&policy)?;
-        let registry = Arc::new(Registry::build(self.plugins)?);
+        let (home, cwd) = home_and_cwd();
+        let rules = PathRules::new(&policy.filesystem, home.clone(), cwd.clone());
+        let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+        if let Some(database) = bugtracker::database_of(&policy) {
+            plugins.push(Arc::new(bugtracker::open(&database, rules, &cwd)?));
+        }
+        plugins.extend(self.plugins);
+        let registry = Arc::new(Registry::build(plugins)?);
         let audit = AuditLog::open(&policy.audit).map_err(|source| LaunchError::Audit {
             path: policy.audit.log_file.clone(),
             source,
         })?;
-        let home = std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from);
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let guards = Arc::new(Guards::new(&policy, home, cwd, Some(audit)));
         let settings = SessionSettings {
             max_line_bytes: policy.limits.max_line_bytes,
@@ -293,7 +309,17 @@ impl Launcher {
         json: bool,
     ) -> Result<ExitStatus, LaunchError> {
         use std::io::Write;
-        let registry = Registry::build(self.plugins)?;
+        let (home, cwd) = home_and_cwd();
+        let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+        if bugtracker::database_of(policy).is_some() {
+            let rules = PathRules::new(&policy.filesystem, home, cwd.clone());
+            plugins.push(Arc::new(BugTracker::unopened(
+                rules,
+                DefaultProject::from_env(&cwd),
+            )));
+        }
+        plugins.extend(self.plugins);
+        let registry = Registry::build(plugins)?;
         let plan = sandbox::plan(policy, &sandbox::probe_path);
         let report = crate::check::report(policy, source, &registry, &plan);
         let text = if json {
@@ -308,6 +334,85 @@ impl Launcher {
             .map_err(LaunchError::Output)?;
         Ok(ExitStatus::Success)
     }
+}
+
+/// `$HOME` (if set) and the working directory, which anchor `~` and relative paths.
+fn home_and_cwd() -> (Option<PathBuf>, PathBuf) {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    (home, cwd)
+}
+
+/// `bugs import`: copies an original tracker database into ours (no sandbox: an admin command
+/// that reads a file anywhere).
+fn import_bugs(
+    policy: &Policy,
+    old_database: &Path,
+    project: Option<&Path>,
+) -> Result<ExitStatus, LaunchError> {
+    use std::io::Write;
+    let database = bugtracker::database_of(policy).ok_or_else(|| {
+        LaunchError::Import("the bug tracker is disabled (plugins.bugtracker.enabled: false)".into())
+    })?;
+    let project = match project {
+        Some(project) => project.to_path_buf(),
+        None => bugtracker::import::default_project(old_database).ok_or_else(|| {
+            LaunchError::Import(format!(
+                "{} is not inside a .bugtracker directory; say which project it belongs to with --project DIR",
+                old_database.display()
+            ))
+        })?,
+    };
+    let project = std::fs::canonicalize(&project)
+        .ok()
+        .filter(|p| p.is_dir())
+        .ok_or_else(|| {
+            LaunchError::Import(format!(
+                "project {} is not an existing directory; pass --project DIR",
+                project.display()
+            ))
+        })?;
+    let project = project.to_str().ok_or_else(|| {
+        LaunchError::Import(format!("project path {} is not UTF-8", project.display()))
+    })?;
+    if !old_database.is_file() {
+        return Err(LaunchError::Import(format!(
+            "{} is not a file; give the original's PROJECT/.bugtracker/bugs.db",
+            old_database.display()
+        )));
+    }
+    create_data_dirs(policy)?;
+    let store = bugtracker::store::Store::open(&database)?;
+    let stop = bugtracker::store::StopFlag::default();
+    let imported = store
+        .run(&stop, |c| bugtracker::import::import(c, old_database, project))
+        .map_err(|e| LaunchError::Import(e.to_string()))?;
+    let mut text = format!(
+        "imported {} bug(s) into {} ({} already imported, skipped)\n",
+        imported.bugs.len(),
+        imported.project,
+        imported.skipped.len()
+    );
+    for (old, new) in &imported.bugs {
+        text.push_str(&format!("  {old} -> {new}\n"));
+    }
+    for relation in &imported.dangling_relations {
+        text.push_str(&format!(
+            "  warning: relation {relation} not imported: the other bug is not in the file\n"
+        ));
+    }
+    let (home, cwd) = home_and_cwd();
+    if PathRules::new(&policy.filesystem, home, cwd).check(project).is_err() {
+        text.push_str(&format!(
+            "  note: {project} is outside filesystem.allowed_paths; add it there to use these bugs through the tools\n"
+        ));
+    }
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(LaunchError::Output)?;
+    Ok(ExitStatus::Success)
 }
 
 /// Logs what the sandbox enforces; anything degraded is a warning, so it is never missed.

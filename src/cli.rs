@@ -55,6 +55,12 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Work with the bug tracker's database.
+    Bugs {
+        /// What to do.
+        #[command(subcommand)]
+        action: BugsCommand,
+    },
     /// Start the server with the same policy, call one tool and print its result.
     Call {
         /// Tool name, e.g. list_categories.
@@ -98,6 +104,20 @@ pub enum AuditCommand {
     Verify {
         /// The log file (default: audit.log_file of the policy).
         file: Option<PathBuf>,
+    },
+}
+
+/// `bugs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BugsCommand {
+    /// Import a database of the Python original (PROJECT/.bugtracker/bugs.db); old ids stay
+    /// usable as aliases. Running it again skips bugs already imported.
+    Import {
+        /// The original's SQLite file.
+        database: PathBuf,
+        /// The project the bugs belong to (default: the directory holding `.bugtracker`).
+        #[arg(long)]
+        project: Option<PathBuf>,
     },
 }
 

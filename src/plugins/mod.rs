@@ -6,6 +6,7 @@
 //! and cancellation around it, and turns a panic into an error answer; a plugin only does its
 //! job. See `examples/custom_plugin.rs` for a complete out-of-tree plugin.
 
+pub mod bugtracker;
 pub mod discovery;
 pub mod registry;
 

@@ -17,6 +17,8 @@ use crate::rpc::framing::DEFAULT_MAX_LINE_BYTES;
 
 /// Where the audit log goes when a policy does not say (XDG state directory).
 pub const DEFAULT_AUDIT_LOG: &str = "${XDG_STATE_HOME:-~/.local/state}/mcp-secure-server/audit.log";
+/// Where the bug tracker keeps its database when a policy does not say (XDG state directory).
+pub const DEFAULT_BUG_DATABASE: &str = "${XDG_STATE_HOME:-~/.local/state}/mcp-secure-server/bugs.db";
 /// Default `tools.timeout`: the original's 30 seconds.
 pub const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest `tools.timeout` accepted: a day; anything longer is a typo, not a deadline.
@@ -62,6 +64,8 @@ pub struct Policy {
     pub limits: Limits,
     /// How the kernel sandbox is applied.
     pub sandbox: SandboxPolicy,
+    /// Settings of the built-in plugins.
+    pub plugins: PluginsPolicy,
     /// SHA-256 (hex) of the policy text, recorded in the audit log at start-up.
     pub source_sha256: String,
 }
@@ -158,6 +162,20 @@ impl ToolPolicy {
     }
 }
 
+/// `plugins:` after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginsPolicy {
+    /// The bug tracker, when enabled.
+    pub bugtracker: Option<BugtrackerPolicy>,
+}
+
+/// `plugins.bugtracker` after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct BugtrackerPolicy {
+    /// Expanded, absolute path of the SQLite database.
+    pub database: PathBuf,
+}
+
 /// `audit:` after validation.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditPolicy {
@@ -224,18 +242,21 @@ impl Policy {
             audit: audit(raw.audit, env)?,
             limits: limits(raw.limits)?,
             sandbox: sandbox(raw.sandbox)?,
+            plugins: plugins(raw.plugins, env)?,
             source_sha256: String::new(),
         })
     }
 
     /// Directories the server writes to, created (mode 0700) at start-up.
     pub fn data_dirs(&self) -> Vec<PathBuf> {
-        self.audit
-            .log_file
-            .parent()
-            .map(PathBuf::from)
-            .into_iter()
-            .collect()
+        let files = std::iter::once(&self.audit.log_file)
+            .chain(self.plugins.bugtracker.as_ref().map(|b| &b.database));
+        let mut dirs: Vec<PathBuf> = files
+            .filter_map(|file| file.parent().map(PathBuf::from))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
     }
 
     /// The rate limit for `tool`, from its own entry or `default`.
@@ -415,16 +436,12 @@ fn audit(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<AuditPolicy, Invalid> {
     let written = raw.log_file.as_deref().unwrap_or(DEFAULT_AUDIT_LOG);
-    let expanded = expand(written, env).map_err(|e| invalid("audit.log_file", e.to_string()))?;
-    let log_file = PathBuf::from(&expanded);
-    if !log_file.is_absolute() || log_file.file_name().is_none() {
-        return Err(invalid(
-            "audit.log_file",
-            format!(
-                "{expanded:?} is not an absolute file path; write e.g. \"~/.local/state/mcp-secure-server/audit.log\""
-            ),
-        ));
-    }
+    let log_file = data_file(
+        "audit.log_file",
+        written,
+        "~/.local/state/mcp-secure-server/audit.log",
+        env,
+    )?;
     Ok(AuditPolicy {
         log_file,
         log_level: raw.log_level.unwrap_or(AuditLevel::Info),
@@ -432,6 +449,48 @@ fn audit(
         max_size_mb: raw.max_size_mb.unwrap_or(10),
         keep: raw.keep.unwrap_or(5).min(1000),
     })
+}
+
+/// An absolute file path from `key`, expanded; `example` shows a valid value in the error.
+fn data_file(
+    key: &str,
+    written: &str,
+    example: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PathBuf, Invalid> {
+    let expanded = expand(written, env).map_err(|e| invalid(key, e.to_string()))?;
+    let path = PathBuf::from(&expanded);
+    if !path.is_absolute() || path.file_name().is_none() || expanded.ends_with('/') {
+        return Err(invalid(
+            key,
+            format!("{expanded:?} is not an absolute file path; write e.g. {example:?}"),
+        ));
+    }
+    Ok(path)
+}
+
+fn plugins(
+    raw: super::raw::RawPlugins,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PluginsPolicy, Invalid> {
+    let bugtracker = if raw.bugtracker.enabled.unwrap_or(true) {
+        let written = raw
+            .bugtracker
+            .database
+            .as_deref()
+            .unwrap_or(DEFAULT_BUG_DATABASE);
+        Some(BugtrackerPolicy {
+            database: data_file(
+                "plugins.bugtracker.database",
+                written,
+                "~/.local/state/mcp-secure-server/bugs.db",
+                env,
+            )?,
+        })
+    } else {
+        None
+    };
+    Ok(PluginsPolicy { bugtracker })
 }
 
 fn limits(raw: super::raw::RawLimits) -> Result<Limits, Invalid> {

@@ -20,6 +20,7 @@ pub struct RawPolicy {
     pub audit: RawAudit,
     pub limits: RawLimits,
     pub sandbox: RawSandbox,
+    pub plugins: RawPlugins,
 }
 
 /// `version:` — the original writes `"1.0"`; an unquoted `1.0` or `1` is accepted too.
@@ -208,4 +209,21 @@ pub enum SeccompAction {
     Kill,
     /// The call is allowed and logged by the kernel audit: for building allowlists.
     Log,
+}
+
+/// `plugins:` — our own section: settings of the built-in plugins.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPlugins {
+    pub bugtracker: RawBugtracker,
+}
+
+/// `plugins.bugtracker`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBugtracker {
+    /// Serve the bug tracker tools (default true).
+    pub enabled: Option<bool>,
+    /// The SQLite database file.
+    pub database: Option<String>,
 }
