@@ -57,6 +57,19 @@ pub fn example(name: &str) -> PathBuf {
     bin
 }
 
+/// The tools of the shipped binary, in `tools/list` order.
+pub const BUILTIN_TOOLS: [&str; 9] = [
+    "search_tools",
+    "list_categories",
+    "init_bugtracker",
+    "add_bug",
+    "get_bug",
+    "update_bug",
+    "close_bug",
+    "list_bugs",
+    "search_bugs_global",
+];
+
 /// A temp dir with an optional policy file in it.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,

@@ -23,3 +23,5 @@ mod guardrails;
 mod modern;
 // systemd units, the connect bridge, journal logging, completions and man page.
 mod systemd;
+// The bug tracker: tools, isolation, concurrency, crash safety, migration and import.
+mod bugtracker;

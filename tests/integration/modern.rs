@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Server, TIMEOUT, error_code, server_bin};
+use crate::harness::{BUILTIN_TOOLS, Server, TIMEOUT, error_code, server_bin};
 
 const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
@@ -43,7 +43,10 @@ fn calls_need_the_per_request_meta() {
     let list = server.request(json!(1), "tools/list", modern(json!({})));
     assert_eq!(list["result"]["resultType"], "complete");
     assert!(list["result"]["ttlMs"].is_u64() && list["result"]["cacheScope"] == "private");
-    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        list["result"]["tools"].as_array().unwrap().len(),
+        BUILTIN_TOOLS.len()
+    );
 
     let call = server.request(
         json!(2),
@@ -210,7 +213,7 @@ fn the_official_python_sdk_client_negotiates_the_modern_era() {
         report["protocol_version"], "2026-07-28",
         "auto mode chose the modern era"
     );
-    assert_eq!(report["tools"], json!(["search_tools", "list_categories"]));
+    assert_eq!(report["tools"], json!(BUILTIN_TOOLS));
     assert_eq!(report["is_error"], false);
     assert_eq!(
         report["structured"]["categories"][0]["category"],

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mcp_secure_server::client::StdioClient;
 use serde_json::json;
 
-use crate::harness::{Sandbox, TIMEOUT, server_bin};
+use crate::harness::{BUILTIN_TOOLS, Sandbox, TIMEOUT, server_bin};
 
 fn units_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd")
@@ -160,7 +160,7 @@ fn a_socket_activated_session_works_through_connect() {
     let tools = client
         .call_method(json!(1), "tools/list", json!({}), TIMEOUT)
         .unwrap();
-    assert_eq!(tools["tools"].as_array().unwrap().len(), 2);
+    assert_eq!(tools["tools"].as_array().unwrap().len(), BUILTIN_TOOLS.len());
     let call = client
         .call_method(
             json!(2),

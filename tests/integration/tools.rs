@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Server, error_code, example_bin, tool_text};
+use crate::harness::{BUILTIN_TOOLS, Server, error_code, example_bin, tool_text};
 
 #[test]
 fn tools_list_is_deterministic_and_complete() {
@@ -13,7 +13,7 @@ fn tools_list_is_deterministic_and_complete() {
     assert_eq!(first["result"], second["result"]);
     let tools = first["result"]["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["search_tools", "list_categories"]);
+    assert_eq!(names, BUILTIN_TOOLS);
     assert!(first["result"].get("nextCursor").is_none());
     for tool in tools {
         assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
@@ -54,20 +54,17 @@ fn pagination_walks_every_tool_once_and_refuses_foreign_cursors() {
     }
     assert_eq!(
         names,
-        [
-            "search_tools",
-            "list_categories",
-            "word_count",
-            "file_info",
-            "plan_command",
-            "wait"
-        ]
+        BUILTIN_TOOLS
+            .iter()
+            .chain(&["word_count", "file_info", "plan_command", "wait"])
+            .copied()
+            .collect::<Vec<_>>()
     );
     for cursor in [
         json!("bogus"),
         json!(""),
         json!("tools-page:0"),
-        json!("tools-page:6"),
+        json!(format!("tools-page:{}", names.len())),
         json!("tools-page:x"),
         json!(1),
     ] {
@@ -150,7 +147,7 @@ fn discovery_tools_answer_with_text_and_structured_content() {
         structured
     );
     assert_eq!(
-        structured["categories"][1],
+        structured["categories"][2],
         json!({
             "category": "text", "version": "1.0.0", "tool_count": 4,
         "tools": ["word_count", "file_info", "plan_command", "wait"]

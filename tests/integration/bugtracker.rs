@@ -1,0 +1,497 @@
+//! The bug tracker through the real binary, sandbox on (seccomp kill mode): every tool and
+//! filter, project isolation, refusals, two writers on one database, SIGKILL mid-stream,
+//! schema migration and the import of the Python original's database.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Sandbox, Server, TIMEOUT, server_bin, tool_text};
+
+/// Projects `a` and `b` are allowed; `outside` exists but is not.
+fn policy(database: Option<&Path>) -> String {
+    let mut yaml = String::from(
+        "filesystem:\n  allowed_paths: [\"${HOME}/projects/**\"]\n\
+         tools:\n  rate_limits: {default: 1000000}\n",
+    );
+    if let Some(database) = database {
+        yaml.push_str(&format!(
+            "plugins:\n  bugtracker:\n    database: \"{}\"\n",
+            database.display()
+        ));
+    }
+    yaml
+}
+
+fn make_projects(home: &Path) {
+    for dir in ["projects/a", "projects/b", "outside"] {
+        std::fs::create_dir_all(home.join(dir)).unwrap();
+    }
+}
+
+/// A server with the tracker, and helpers that unwrap its answers.
+struct Tracker {
+    server: Server,
+    next_id: u64,
+    output_schemas: HashMap<String, jsonschema::Validator>,
+}
+
+impl Tracker {
+    fn start(database: Option<&Path>) -> Self {
+        let mut server = Server::start_with_setup(&server_bin(), &policy(database), make_projects);
+        server.initialize();
+        let list = server.request(json!("list"), "tools/list", json!({}));
+        let output_schemas = list["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| {
+                let schema = t.get("outputSchema")?;
+                Some((
+                    t["name"].as_str().unwrap().to_owned(),
+                    jsonschema::validator_for(schema).unwrap(),
+                ))
+            })
+            .collect();
+        Tracker {
+            server,
+            next_id: 1,
+            output_schemas,
+        }
+    }
+
+    fn home(&self) -> PathBuf {
+        std::fs::canonicalize(self.server.sandbox.path()).unwrap()
+    }
+
+    fn project(&self, name: &str) -> String {
+        self.home()
+            .join("projects")
+            .join(name)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        self.next_id += 1;
+        let answer = self
+            .server
+            .call_tool(json!(self.next_id), tool, arguments.clone());
+        assert!(
+            answer.get("result").is_some(),
+            "{tool} {arguments}: {answer}"
+        );
+        answer["result"].clone()
+    }
+
+    /// A successful call's structuredContent, checked against the tool's outputSchema.
+    fn ok(&mut self, tool: &str, arguments: Value) -> Value {
+        let result = self.call(tool, arguments.clone());
+        assert_eq!(result["isError"], false, "{tool} {arguments}: {result}");
+        let structured = result["structuredContent"].clone();
+        let validator = &self.output_schemas[tool];
+        let errors: Vec<String> = validator
+            .iter_errors(&structured)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{tool}: {errors:?}\n{structured:#}");
+        assert!(
+            !result["content"][0]["text"].as_str().unwrap().is_empty(),
+            "{result}"
+        );
+        structured
+    }
+
+    /// A failed call's error text.
+    fn err(&mut self, tool: &str, arguments: Value) -> String {
+        let result = self.call(tool, arguments.clone());
+        assert_eq!(result["isError"], true, "{tool} {arguments}: {result}");
+        result["content"][0]["text"].as_str().unwrap().to_owned()
+    }
+
+    fn add(&mut self, project: &str, title: &str, extra: Value) -> String {
+        let mut arguments = json!({"title": title, "project_path": project});
+        for (key, value) in extra.as_object().unwrap() {
+            arguments[key] = value.clone();
+        }
+        self.ok("add_bug", arguments)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn ids(&mut self, tool: &str, arguments: Value) -> Vec<String> {
+        self.ok(tool, arguments)["bugs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+#[test]
+fn every_tool_works_through_the_sandboxed_binary() {
+    let mut t = Tracker::start(None);
+    let a = t.project("a");
+
+    let init = t.ok("init_bugtracker", json!({"project_path": a}));
+    assert_eq!(init, json!({"project_path": a, "created": true, "bug_count": 0}));
+    let again = t.ok("init_bugtracker", json!({"project_path": format!("{a}/.")}));
+    assert_eq!(again["created"], false, "re-initialising is harmless");
+
+    let added = t.ok(
+        "add_bug",
+        json!({
+            "title": "  Login button not responding ",
+            "description": "The login button doesn't trigger the auth flow",
+            "priority": "high",
+            "tags": ["UI", "auth", "ui"],
+            "project_path": a
+        }),
+    );
+    assert_eq!(added["id"], "BUG-001");
+    assert_eq!(added["title"], "Login button not responding");
+    assert_eq!(added["status"], "open");
+    assert_eq!(added["tags"], json!(["auth", "ui"]));
+    assert_eq!(added["history"][0]["action"], "created");
+    let second = t.add(&a, "Crash when saving", json!({"tags": ["editor"]}));
+    let third = t.add(&a, "Slow start-up", json!({"priority": "low"}));
+    assert_eq!((second.as_str(), third.as_str()), ("BUG-002", "BUG-003"));
+    assert_eq!(
+        t.ok("get_bug", json!({"bug_id": "BUG-002", "project_path": a}))["priority"],
+        "medium",
+        "the default priority"
+    );
+
+    // Update every field at once: one history entry listing each change, with the note.
+    let updated = t.ok(
+        "update_bug",
+        json!({
+            "bug_id": "bug-1",
+            "status": "in_progress",
+            "priority": "critical",
+            "tags": ["auth", "Regression"],
+            "title": "Login button dead",
+            "description": "onClick handler missing",
+            "note": "Identified missing onClick handler",
+            "project_path": a
+        }),
+    );
+    let entry = &updated["history"][1];
+    assert_eq!(entry["action"], "updated");
+    assert_eq!(entry["note"], "Identified missing onClick handler");
+    let fields: Vec<&str> = entry["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["description", "priority", "status", "tags", "title"]
+    );
+    let status = entry["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "status")
+        .unwrap();
+    assert_eq!(status, &json!({"field": "status", "old": "open", "new": "in_progress"}));
+    assert_eq!(updated["tags"], json!(["auth", "regression"]));
+
+    // A note-only update is one more entry with no changes.
+    let noted = t.ok(
+        "update_bug",
+        json!({"bug_id": "BUG-001", "note": "waiting for review", "project_path": a}),
+    );
+    assert_eq!(noted["history"].as_array().unwrap().len(), 3);
+    assert_eq!(noted["history"][2]["changes"], json!([]));
+
+    // Relations keep their inverse on the other bug, and replacing them removes it.
+    let related = t.ok(
+        "update_bug",
+        json!({
+            "bug_id": "BUG-001",
+            "related_bugs": [{"bug_id": "BUG-002", "relationship": "blocks"}, "BUG-003"],
+            "project_path": a
+        }),
+    );
+    assert_eq!(
+        related["related_bugs"],
+        json!([
+            {"bug_id": "BUG-002", "relationship": "blocks", "title": "Crash when saving", "status": "open"},
+            {"bug_id": "BUG-003", "relationship": "related_to", "title": "Slow start-up", "status": "open"}
+        ])
+    );
+    let blocked = t.ok("get_bug", json!({"bug_id": "BUG-002", "project_path": a}));
+    assert_eq!(blocked["related_bugs"][0]["relationship"], "blocked_by");
+    assert_eq!(blocked["related_bugs"][0]["bug_id"], "BUG-001");
+    let other = t.ok("get_bug", json!({"bug_id": "BUG-003", "project_path": a}));
+    assert_eq!(other["related_bugs"][0]["relationship"], "related_to");
+
+    // `ready`: BUG-002 waits for BUG-001 (in progress); BUG-003 is open and unblocked.
+    assert_eq!(
+        t.ids("list_bugs", json!({"ready": true, "project_path": a})),
+        ["BUG-003"]
+    );
+
+    // close_bug records the resolution; BUG-001 is not open, so BUG-002 still waits until
+    // its blocker is closed.
+    let closed = t.ok(
+        "close_bug",
+        json!({"bug_id": "BUG-001", "resolution": "Added onClick handler", "project_path": a}),
+    );
+    assert_eq!(closed["status"], "closed");
+    assert!(closed["closed_at"].is_string());
+    let last = closed["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "closed");
+    assert_eq!(last["note"], "Added onClick handler");
+    assert_eq!(
+        t.ids("list_bugs", json!({"ready": true, "project_path": a})),
+        ["BUG-002", "BUG-003"]
+    );
+    // Reopening clears closed_at.
+    let reopened = t.ok(
+        "update_bug",
+        json!({"bug_id": "BUG-001", "status": "open", "project_path": a}),
+    );
+    assert!(reopened["closed_at"].is_null());
+    assert_eq!(
+        t.ids("list_bugs", json!({"ready": true, "project_path": a})),
+        ["BUG-001", "BUG-003"],
+        "BUG-002 is blocked again; critical first"
+    );
+
+    // Filters.
+    assert_eq!(
+        t.ids("list_bugs", json!({"priority": "low", "project_path": a})),
+        ["BUG-003"]
+    );
+    assert_eq!(
+        t.ids("list_bugs", json!({"status": "open", "tags": ["AUTH"], "project_path": a})),
+        ["BUG-001"]
+    );
+    assert!(
+        t.ids("list_bugs", json!({"tags": ["auth", "editor"], "project_path": a}))
+            .is_empty(),
+        "tags must all match"
+    );
+    // Full text: title, description and notes; every word; prefixes.
+    assert_eq!(
+        t.ids("list_bugs", json!({"query": "onclick", "project_path": a})),
+        ["BUG-001"]
+    );
+    assert_eq!(
+        t.ids("list_bugs", json!({"query": "review", "project_path": a})),
+        ["BUG-001"],
+        "notes are searched"
+    );
+    assert_eq!(
+        t.ids("list_bugs", json!({"query": "sav*", "project_path": a})),
+        ["BUG-002"]
+    );
+    assert!(
+        t.ids("list_bugs", json!({"query": "crash start-up", "project_path": a}))
+            .is_empty()
+    );
+    assert_eq!(
+        t.ids("list_bugs", json!({"query": "\"OR NEAR(", "project_path": a})).len(),
+        0,
+        "FTS syntax in the query is text, not an error"
+    );
+
+    // Pagination: total stays, pages do not overlap.
+    let first = t.ok("list_bugs", json!({"limit": 2, "project_path": a}));
+    assert_eq!(first["total"], 3);
+    let page_two = t.ok("list_bugs", json!({"limit": 2, "offset": 2, "project_path": a}));
+    assert_eq!(page_two["total"], 3);
+    assert_eq!(page_two["bugs"].as_array().unwrap().len(), 1);
+    let mut seen: Vec<String> = first["bugs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page_two["bugs"].as_array().unwrap())
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["BUG-001", "BUG-002", "BUG-003"]);
+    let text = t.call("list_bugs", json!({"limit": 2, "project_path": a}));
+    assert!(
+        text["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("offset 2"),
+        "{text}"
+    );
+
+    // search_bugs_global names each bug's project.
+    let global = t.ok("search_bugs_global", json!({"priority": "critical"}));
+    assert_eq!(global["projects_searched"], 1);
+    assert_eq!(global["bugs"][0]["project_path"], a.as_str());
+    t.server.assert_alive();
+    assert!(t.server.finish().success());
+}
+
+#[test]
+fn projects_are_isolated_and_global_search_respects_the_policy() {
+    let shared = Sandbox::new();
+    let database = shared.path().join("bugs.db");
+    let mut t = Tracker::start(Some(&database));
+    let (a, b) = (t.project("a"), t.project("b"));
+    for project in [&a, &b] {
+        t.ok("init_bugtracker", json!({"project_path": project}));
+    }
+    assert_eq!(t.add(&a, "Only in A", json!({})), "BUG-001");
+    assert_eq!(t.add(&b, "Only in B", json!({"tags": ["shared"]})), "BUG-001");
+    assert_eq!(t.add(&b, "Second in B", json!({"tags": ["shared"]})), "BUG-002");
+    // BUG-002 exists in B only.
+    let missing = t.err("get_bug", json!({"bug_id": "BUG-002", "project_path": a}));
+    assert!(missing.contains("BUG-002 not found in project"), "{missing}");
+    assert_eq!(
+        t.ok("get_bug", json!({"bug_id": "BUG-001", "project_path": a}))["title"],
+        "Only in A"
+    );
+    // A relation across projects is refused: the other bug is "not found" here.
+    let across = t.err(
+        "update_bug",
+        json!({"bug_id": "BUG-001", "related_bugs": ["BUG-002"], "project_path": a}),
+    );
+    assert!(across.contains("BUG-002 not found"), "{across}");
+    let global = t.ok("search_bugs_global", json!({"tags": ["shared"]}));
+    assert_eq!(global["total"], 2);
+    assert_eq!(global["projects_searched"], 2);
+    assert!(
+        global["bugs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|bug| bug["project_path"] == b.as_str())
+    );
+    assert!(t.server.finish().success());
+
+    // A second server whose policy no longer allows project B: global search skips it.
+    let narrower = format!(
+        "filesystem:\n  allowed_paths: [\"{a}/**\"]\n\
+         plugins:\n  bugtracker:\n    database: \"{}\"\n",
+        database.display()
+    );
+    let mut server = Server::start_with(&server_bin(), Some(&narrower));
+    server.initialize();
+    let answer = server.call_tool(json!(1), "search_bugs_global", json!({}));
+    let structured = &answer["result"]["structuredContent"];
+    assert_eq!(structured["projects_searched"], 1, "{answer}");
+    assert_eq!(structured["total"], 1);
+    assert_eq!(structured["bugs"][0]["title"], "Only in A");
+    let refused = server.call_tool(
+        json!(2),
+        "list_bugs",
+        json!({"project_path": b}),
+    );
+    assert!(tool_text(&refused).contains("outside filesystem.allowed_paths"));
+    assert!(server.finish().success());
+}
+
+#[test]
+fn bad_requests_get_clear_refusals() {
+    let mut t = Tracker::start(None);
+    let a = t.project("a");
+    let outside = t.home().join("outside").to_string_lossy().into_owned();
+    t.ok("init_bugtracker", json!({"project_path": a}));
+    t.add(&a, "First", json!({}));
+
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("add_bug", json!({"project_path": a}), "title"),
+        ("add_bug", json!({"title": "  ", "project_path": a}), "title is empty"),
+        ("add_bug", json!({"title": "x", "priority": "urgent", "project_path": a}), "priority"),
+        ("add_bug", json!({"title": "x", "tags": ["a,b"], "project_path": a}), "tag"),
+        ("update_bug", json!({"bug_id": "BUG-001", "status": "done", "project_path": a}), "status"),
+        ("get_bug", json!({"bug_id": "BUG-042", "project_path": a}), "BUG-042 not found"),
+        ("get_bug", json!({"bug_id": "issue 7", "project_path": a}), "not a bug id"),
+        ("update_bug", json!({"bug_id": "BUG-001", "project_path": a}), "nothing to change"),
+        ("update_bug", json!({"bug_id": "BUG-001", "priority": "medium", "project_path": a}), "nothing to change"),
+        ("update_bug", json!({"bug_id": "BUG-001", "related_bugs": ["BUG-001"], "project_path": a}), "itself"),
+        ("update_bug", json!({"bug_id": "BUG-001", "related_bugs": [{"bug_id": "BUG-001", "relationship": "owns"}], "project_path": a}), "relationship"),
+        ("list_bugs", json!({"project_path": outside}), "outside filesystem.allowed_paths"),
+        ("init_bugtracker", json!({"project_path": "/etc"}), "outside filesystem.allowed_paths"),
+        ("list_bugs", json!({"project_path": t.project("b")}), "call init_bugtracker"),
+        ("init_bugtracker", json!({"project_path": t.project("missing")}), "not an existing directory"),
+        ("list_bugs", json!({"query": " * ", "project_path": a}), "no words"),
+        ("list_bugs", json!({"limit": 0, "project_path": a}), "limit"),
+        // The server's cwd (its temp dir) is outside the allowed paths, so the default is refused.
+        ("list_bugs", json!({}), "pass project_path"),
+    ];
+    for (tool, arguments, expected) in cases {
+        let text = t.err(tool, arguments.clone());
+        assert!(text.contains(expected), "{tool} {arguments}: {text}");
+    }
+    t.ok("close_bug", json!({"bug_id": "BUG-001", "project_path": a}));
+    let twice = t.err("close_bug", json!({"bug_id": "BUG-001", "project_path": a}));
+    assert!(twice.contains("already closed"), "{twice}");
+    // Nothing above changed the bug beyond the one close.
+    let bug = t.ok("get_bug", json!({"bug_id": "BUG-001", "project_path": a}));
+    assert_eq!(bug["history"].as_array().unwrap().len(), 2);
+    t.server.assert_alive();
+    assert!(t.server.finish().success());
+}
+
+#[test]
+fn the_default_project_comes_from_mcp_project_path() {
+    let shared = Sandbox::new();
+    let mut command = shared.command(&server_bin());
+    make_projects(shared.path());
+    let project = std::fs::canonicalize(shared.path().join("projects/a")).unwrap();
+    let policy = shared.policy(&crate::harness::kill_mode(&policy(None)));
+    command
+        .env("MCP_PROJECT_PATH", &project)
+        .arg("--policy")
+        .arg(&policy)
+        .stderr(std::process::Stdio::null());
+    let mut client = mcp_secure_server::client::StdioClient::spawn(command).unwrap();
+    client.initialize(TIMEOUT).unwrap();
+    let init = client
+        .call_method(
+            json!(1),
+            "tools/call",
+            json!({"name": "init_bugtracker", "arguments": {}}),
+            TIMEOUT,
+        )
+        .unwrap();
+    assert_eq!(
+        init["structuredContent"]["project_path"],
+        project.to_str().unwrap(),
+        "{init}"
+    );
+    let added = client
+        .call_method(
+            json!(2),
+            "tools/call",
+            json!({"name": "add_bug", "arguments": {"title": "default project"}}),
+            TIMEOUT,
+        )
+        .unwrap();
+    assert_eq!(added["structuredContent"]["id"], "BUG-001", "{added}");
+    assert!(client.finish(TIMEOUT).unwrap().success());
+}
+
+#[test]
+fn the_database_is_private_and_inside_the_state_directory() {
+    let t = Tracker::start(None);
+    let (status, sandbox) = t.server.stop();
+    assert!(status.success());
+    let database = sandbox.path().join("state/mcp-secure-server/bugs.db");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&database).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", database.display());
+    let dir_mode = std::fs::metadata(database.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700);
+    let connection = rusqlite::Connection::open(&database).unwrap();
+    let journal: String = connection
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+}
