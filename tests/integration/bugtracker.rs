@@ -9,25 +9,36 @@ use serde_json::{Value, json};
 
 use crate::harness::{Sandbox, Server, TIMEOUT, server_bin, tool_text};
 
-/// Projects `a` and `b` are allowed; `outside` exists but is not.
-fn policy(database: Option<&Path>) -> String {
-    let mut yaml = String::from(
-        "filesystem:\n  allowed_paths: [\"${HOME}/projects/**\"]\n\
-         tools:\n  rate_limits: {default: 1000000}\n",
-    );
-    if let Some(database) = database {
-        yaml.push_str(&format!(
-            "plugins:\n  bugtracker:\n    database: \"{}\"\n",
-            database.display()
-        ));
+/// Projects `a` and `b` are allowed; `outside` exists but is not. With a shared directory, the
+/// database lives there and its `projects` folder is allowed too.
+fn policy(shared: Option<&Path>) -> String {
+    match shared {
+        None => "filesystem:\n  allowed_paths: [\"${HOME}/projects/**\"]\n\
+                 tools:\n  rate_limits: {default: 1000000}\n"
+            .to_owned(),
+        Some(shared) => format!(
+            "filesystem:\n  allowed_paths: [\"${{HOME}}/projects/**\", \"{0}/projects/**\"]\n\
+             tools:\n  rate_limits: {{default: 1000000}}\n\
+             plugins:\n  bugtracker:\n    database: \"{0}/bugs.db\"\n",
+            shared.display()
+        ),
     }
-    yaml
 }
 
 fn make_projects(home: &Path) {
     for dir in ["projects/a", "projects/b", "outside"] {
         std::fs::create_dir_all(home.join(dir)).unwrap();
     }
+}
+
+/// A project in the shared folder, allowed for every server on that folder's database.
+fn shared_project(shared: &Path) -> String {
+    let project = shared.join("projects/p");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::canonicalize(project)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A server with the tracker, and helpers that unwrap its answers.
@@ -38,8 +49,9 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn start(database: Option<&Path>) -> Self {
-        let mut server = Server::start_with_setup(&server_bin(), &policy(database), make_projects);
+    /// A server on its own database, or on the one in `shared` (see [`policy`]).
+    fn start(shared: Option<&Path>) -> Self {
+        let mut server = Server::start_with_setup(&server_bin(), &policy(shared), make_projects);
         server.initialize();
         let list = server.request(json!("list"), "tools/list", json!({}));
         let output_schemas = list["result"]["tools"]
@@ -338,7 +350,7 @@ fn every_tool_works_through_the_sandboxed_binary() {
 fn projects_are_isolated_and_global_search_respects_the_policy() {
     let shared = Sandbox::new();
     let database = shared.path().join("bugs.db");
-    let mut t = Tracker::start(Some(&database));
+    let mut t = Tracker::start(Some(shared.path()));
     let (a, b) = (t.project("a"), t.project("b"));
     for project in [&a, &b] {
         t.ok("init_bugtracker", json!({"project_path": project}));
@@ -494,4 +506,135 @@ fn the_database_is_private_and_inside_the_state_directory() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(journal, "wal");
+}
+
+#[test]
+fn two_servers_updating_one_bug_lose_no_history() {
+    const UPDATES: usize = 200;
+    let shared = Sandbox::new();
+    let mut first = Tracker::start(Some(shared.path()));
+    let second = Tracker::start(Some(shared.path()));
+    let project = shared_project(shared.path());
+    first.ok("init_bugtracker", json!({"project_path": project}));
+    first.add(&project, "Contended", json!({}));
+
+    let writers: Vec<_> = [(first, "first"), (second, "second")]
+        .into_iter()
+        .map(|(mut tracker, name)| {
+            let project = project.clone();
+            std::thread::spawn(move || {
+                for i in 0..UPDATES {
+                    let priority = ["low", "high"][i % 2];
+                    tracker.ok(
+                        "update_bug",
+                        json!({
+                            "bug_id": "BUG-001",
+                            "priority": priority,
+                            "note": format!("{name} {i}"),
+                            "project_path": project
+                        }),
+                    );
+                }
+                tracker
+            })
+        })
+        .collect();
+    let mut trackers: Vec<Tracker> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+
+    let bug = trackers[0].ok("get_bug", json!({"bug_id": "BUG-001", "project_path": project}));
+    let history = bug["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1 + 2 * UPDATES, "one entry per update");
+    let mut notes: Vec<&str> = history[1..]
+        .iter()
+        .map(|h| h["note"].as_str().unwrap())
+        .collect();
+    notes.sort_unstable();
+    let mut expected: Vec<String> = ["first", "second"]
+        .iter()
+        .flat_map(|name| (0..UPDATES).map(move |i| format!("{name} {i}")))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(notes, expected);
+    // Each entry's "old" priority is the previous entry's "new": no lost update in between.
+    let mut current = "medium".to_owned();
+    for entry in &history[1..] {
+        if let Some(change) = entry["changes"].as_array().unwrap().first() {
+            assert_eq!(change["old"], current.as_str(), "{entry}");
+            current = change["new"].as_str().unwrap().to_owned();
+        }
+    }
+    assert_eq!(bug["priority"], current.as_str());
+    for tracker in trackers.drain(..) {
+        assert!(tracker.server.finish().success());
+    }
+}
+
+#[test]
+fn sigkill_mid_stream_keeps_every_answered_bug() {
+    // A window of calls stays in flight (under the admission limit of 4 x max_in_flight), so
+    // the kill lands while the server is writing.
+    const WINDOW: usize = 100;
+    const READ: usize = 300;
+    let shared = Sandbox::new();
+    let database = shared.path().join("bugs.db");
+    let mut t = Tracker::start(Some(shared.path()));
+    let a = shared_project(shared.path());
+    t.ok("init_bugtracker", json!({"project_path": a}));
+    let mut sent = 0;
+    let mut send = |server: &mut Server| {
+        server.send(json!({
+            "jsonrpc": "2.0", "id": format!("add-{sent}"), "method": "tools/call",
+            "params": {"name": "add_bug", "arguments": {"title": format!("stream {sent}"), "project_path": a}}
+        }));
+        sent += 1;
+    };
+    for _ in 0..WINDOW {
+        send(&mut t.server);
+    }
+    let mut answered = Vec::new();
+    while answered.len() < READ {
+        let message = t.server.recv();
+        let bug = &message["result"]["structuredContent"];
+        assert_eq!(message["result"]["isError"], false, "{message}");
+        answered.push((
+            bug["id"].as_str().unwrap().to_owned(),
+            bug["title"].as_str().unwrap().to_owned(),
+        ));
+        send(&mut t.server);
+    }
+    // The child is not reaped until wait_exit, so its pid cannot have been reused.
+    let pid = rustix::process::Pid::from_raw(i32::try_from(t.server.client.pid()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let status = t.server.client.wait_exit(TIMEOUT).unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+
+    let connection = rusqlite::Connection::open(&database).unwrap();
+    let check: String = connection
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let stored: HashMap<String, String> = connection
+        .prepare("SELECT printf('BUG-%03d', number), title FROM bugs")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (id, title) in &answered {
+        assert_eq!(stored.get(id), Some(title), "answered {id} is missing");
+    }
+    let fts_rows: i64 = connection
+        .query_row("SELECT count(*) FROM bug_text", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(fts_rows as usize, stored.len(), "search index matches the bugs");
+    drop(connection);
+
+    // A new server opens the file and carries on with the next number.
+    let mut next = Tracker::start(Some(shared.path()));
+    let listed = next.ok("list_bugs", json!({"limit": 1, "project_path": a}));
+    assert_eq!(listed["total"].as_u64().unwrap() as usize, stored.len());
+    let id = next.add(&a, "after the crash", json!({}));
+    assert_eq!(id, format!("BUG-{:03}", stored.len() + 1));
+    assert!(next.server.finish().success());
 }
