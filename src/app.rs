@@ -354,7 +354,9 @@ fn import_bugs(
 ) -> Result<ExitStatus, LaunchError> {
     use std::io::Write;
     let database = bugtracker::database_of(policy).ok_or_else(|| {
-        LaunchError::Import("the bug tracker is disabled (plugins.bugtracker.enabled: false)".into())
+        LaunchError::Import(
+            "the bug tracker is disabled (plugins.bugtracker.enabled: false)".into(),
+        )
     })?;
     let project = match project {
         Some(project) => project.to_path_buf(),
@@ -387,7 +389,9 @@ fn import_bugs(
     let store = bugtracker::store::Store::open(&database)?;
     let stop = bugtracker::store::StopFlag::default();
     let imported = store
-        .run(&stop, |c| bugtracker::import::import(c, old_database, project))
+        .run(&stop, |c| {
+            bugtracker::import::import(c, old_database, project)
+        })
         .map_err(|e| LaunchError::Import(e.to_string()))?;
     let mut text = format!(
         "imported {} bug(s) into {} ({} already imported, skipped)\n",
@@ -404,7 +408,10 @@ fn import_bugs(
         ));
     }
     let (home, cwd) = home_and_cwd();
-    if PathRules::new(&policy.filesystem, home, cwd).check(project).is_err() {
+    if PathRules::new(&policy.filesystem, home, cwd)
+        .check(project)
+        .is_err()
+    {
         text.push_str(&format!(
             "  note: {project} is outside filesystem.allowed_paths; add it there to use these bugs through the tools\n"
         ));

@@ -18,7 +18,8 @@ use crate::rpc::framing::DEFAULT_MAX_LINE_BYTES;
 /// Where the audit log goes when a policy does not say (XDG state directory).
 pub const DEFAULT_AUDIT_LOG: &str = "${XDG_STATE_HOME:-~/.local/state}/mcp-secure-server/audit.log";
 /// Where the bug tracker keeps its database when a policy does not say (XDG state directory).
-pub const DEFAULT_BUG_DATABASE: &str = "${XDG_STATE_HOME:-~/.local/state}/mcp-secure-server/bugs.db";
+pub const DEFAULT_BUG_DATABASE: &str =
+    "${XDG_STATE_HOME:-~/.local/state}/mcp-secure-server/bugs.db";
 /// Default `tools.timeout`: the original's 30 seconds.
 pub const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest `tools.timeout` accepted: a day; anything longer is a typo, not a deadline.

@@ -149,7 +149,10 @@ fn every_tool_works_through_the_sandboxed_binary() {
     let a = t.project("a");
 
     let init = t.ok("init_bugtracker", json!({"project_path": a}));
-    assert_eq!(init, json!({"project_path": a, "created": true, "bug_count": 0}));
+    assert_eq!(
+        init,
+        json!({"project_path": a, "created": true, "bug_count": 0})
+    );
     let again = t.ok("init_bugtracker", json!({"project_path": format!("{a}/.")}));
     assert_eq!(again["created"], false, "re-initialising is harmless");
 
@@ -210,7 +213,10 @@ fn every_tool_works_through_the_sandboxed_binary() {
         .iter()
         .find(|c| c["field"] == "status")
         .unwrap();
-    assert_eq!(status, &json!({"field": "status", "old": "open", "new": "in_progress"}));
+    assert_eq!(
+        status,
+        &json!({"field": "status", "old": "open", "new": "in_progress"})
+    );
     assert_eq!(updated["tags"], json!(["auth", "regression"]));
 
     // A note-only update is one more entry with no changes.
@@ -257,7 +263,12 @@ fn every_tool_works_through_the_sandboxed_binary() {
     );
     assert_eq!(closed["status"], "closed");
     assert!(closed["closed_at"].is_string());
-    let last = closed["history"].as_array().unwrap().last().unwrap().clone();
+    let last = closed["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(last["action"], "closed");
     assert_eq!(last["note"], "Added onClick handler");
     assert_eq!(
@@ -282,12 +293,18 @@ fn every_tool_works_through_the_sandboxed_binary() {
         ["BUG-003"]
     );
     assert_eq!(
-        t.ids("list_bugs", json!({"status": "open", "tags": ["AUTH"], "project_path": a})),
+        t.ids(
+            "list_bugs",
+            json!({"status": "open", "tags": ["AUTH"], "project_path": a})
+        ),
         ["BUG-001"]
     );
     assert!(
-        t.ids("list_bugs", json!({"tags": ["auth", "editor"], "project_path": a}))
-            .is_empty(),
+        t.ids(
+            "list_bugs",
+            json!({"tags": ["auth", "editor"], "project_path": a})
+        )
+        .is_empty(),
         "tags must all match"
     );
     // Full text: title, description and notes; every word; prefixes.
@@ -305,11 +322,18 @@ fn every_tool_works_through_the_sandboxed_binary() {
         ["BUG-002"]
     );
     assert!(
-        t.ids("list_bugs", json!({"query": "crash start-up", "project_path": a}))
-            .is_empty()
+        t.ids(
+            "list_bugs",
+            json!({"query": "crash start-up", "project_path": a})
+        )
+        .is_empty()
     );
     assert_eq!(
-        t.ids("list_bugs", json!({"query": "\"OR NEAR(", "project_path": a})).len(),
+        t.ids(
+            "list_bugs",
+            json!({"query": "\"OR NEAR(", "project_path": a})
+        )
+        .len(),
         0,
         "FTS syntax in the query is text, not an error"
     );
@@ -317,7 +341,10 @@ fn every_tool_works_through_the_sandboxed_binary() {
     // Pagination: total stays, pages do not overlap.
     let first = t.ok("list_bugs", json!({"limit": 2, "project_path": a}));
     assert_eq!(first["total"], 3);
-    let page_two = t.ok("list_bugs", json!({"limit": 2, "offset": 2, "project_path": a}));
+    let page_two = t.ok(
+        "list_bugs",
+        json!({"limit": 2, "offset": 2, "project_path": a}),
+    );
     assert_eq!(page_two["total"], 3);
     assert_eq!(page_two["bugs"].as_array().unwrap().len(), 1);
     let mut seen: Vec<String> = first["bugs"]
@@ -356,11 +383,20 @@ fn projects_are_isolated_and_global_search_respects_the_policy() {
         t.ok("init_bugtracker", json!({"project_path": project}));
     }
     assert_eq!(t.add(&a, "Only in A", json!({})), "BUG-001");
-    assert_eq!(t.add(&b, "Only in B", json!({"tags": ["shared"]})), "BUG-001");
-    assert_eq!(t.add(&b, "Second in B", json!({"tags": ["shared"]})), "BUG-002");
+    assert_eq!(
+        t.add(&b, "Only in B", json!({"tags": ["shared"]})),
+        "BUG-001"
+    );
+    assert_eq!(
+        t.add(&b, "Second in B", json!({"tags": ["shared"]})),
+        "BUG-002"
+    );
     // BUG-002 exists in B only.
     let missing = t.err("get_bug", json!({"bug_id": "BUG-002", "project_path": a}));
-    assert!(missing.contains("BUG-002 not found in project"), "{missing}");
+    assert!(
+        missing.contains("BUG-002 not found in project"),
+        "{missing}"
+    );
     assert_eq!(
         t.ok("get_bug", json!({"bug_id": "BUG-001", "project_path": a}))["title"],
         "Only in A"
@@ -396,11 +432,7 @@ fn projects_are_isolated_and_global_search_respects_the_policy() {
     assert_eq!(structured["projects_searched"], 1, "{answer}");
     assert_eq!(structured["total"], 1);
     assert_eq!(structured["bugs"][0]["title"], "Only in A");
-    let refused = server.call_tool(
-        json!(2),
-        "list_bugs",
-        json!({"project_path": b}),
-    );
+    let refused = server.call_tool(json!(2), "list_bugs", json!({"project_path": b}));
     assert!(tool_text(&refused).contains("outside filesystem.allowed_paths"));
     assert!(server.finish().success());
 }
@@ -415,21 +447,81 @@ fn bad_requests_get_clear_refusals() {
 
     let cases: Vec<(&str, Value, &str)> = vec![
         ("add_bug", json!({"project_path": a}), "title"),
-        ("add_bug", json!({"title": "  ", "project_path": a}), "title is empty"),
-        ("add_bug", json!({"title": "x", "priority": "urgent", "project_path": a}), "priority"),
-        ("add_bug", json!({"title": "x", "tags": ["a,b"], "project_path": a}), "tag"),
-        ("update_bug", json!({"bug_id": "BUG-001", "status": "done", "project_path": a}), "status"),
-        ("get_bug", json!({"bug_id": "BUG-042", "project_path": a}), "BUG-042 not found"),
-        ("get_bug", json!({"bug_id": "issue 7", "project_path": a}), "not a bug id"),
-        ("update_bug", json!({"bug_id": "BUG-001", "project_path": a}), "nothing to change"),
-        ("update_bug", json!({"bug_id": "BUG-001", "priority": "medium", "project_path": a}), "nothing to change"),
-        ("update_bug", json!({"bug_id": "BUG-001", "related_bugs": ["BUG-001"], "project_path": a}), "itself"),
-        ("update_bug", json!({"bug_id": "BUG-001", "related_bugs": [{"bug_id": "BUG-001", "relationship": "owns"}], "project_path": a}), "relationship"),
-        ("list_bugs", json!({"project_path": outside}), "outside filesystem.allowed_paths"),
-        ("init_bugtracker", json!({"project_path": "/etc"}), "outside filesystem.allowed_paths"),
-        ("list_bugs", json!({"project_path": t.project("b")}), "call init_bugtracker"),
-        ("init_bugtracker", json!({"project_path": t.project("missing")}), "not an existing directory"),
-        ("list_bugs", json!({"query": " * ", "project_path": a}), "no words"),
+        (
+            "add_bug",
+            json!({"title": "  ", "project_path": a}),
+            "title is empty",
+        ),
+        (
+            "add_bug",
+            json!({"title": "x", "priority": "urgent", "project_path": a}),
+            "priority",
+        ),
+        (
+            "add_bug",
+            json!({"title": "x", "tags": ["a,b"], "project_path": a}),
+            "tag",
+        ),
+        (
+            "update_bug",
+            json!({"bug_id": "BUG-001", "status": "done", "project_path": a}),
+            "status",
+        ),
+        (
+            "get_bug",
+            json!({"bug_id": "BUG-042", "project_path": a}),
+            "BUG-042 not found",
+        ),
+        (
+            "get_bug",
+            json!({"bug_id": "issue 7", "project_path": a}),
+            "not a bug id",
+        ),
+        (
+            "update_bug",
+            json!({"bug_id": "BUG-001", "project_path": a}),
+            "nothing to change",
+        ),
+        (
+            "update_bug",
+            json!({"bug_id": "BUG-001", "priority": "medium", "project_path": a}),
+            "nothing to change",
+        ),
+        (
+            "update_bug",
+            json!({"bug_id": "BUG-001", "related_bugs": ["BUG-001"], "project_path": a}),
+            "itself",
+        ),
+        (
+            "update_bug",
+            json!({"bug_id": "BUG-001", "related_bugs": [{"bug_id": "BUG-001", "relationship": "owns"}], "project_path": a}),
+            "relationship",
+        ),
+        (
+            "list_bugs",
+            json!({"project_path": outside}),
+            "outside filesystem.allowed_paths",
+        ),
+        (
+            "init_bugtracker",
+            json!({"project_path": "/etc"}),
+            "outside filesystem.allowed_paths",
+        ),
+        (
+            "list_bugs",
+            json!({"project_path": t.project("b")}),
+            "call init_bugtracker",
+        ),
+        (
+            "init_bugtracker",
+            json!({"project_path": t.project("missing")}),
+            "not an existing directory",
+        ),
+        (
+            "list_bugs",
+            json!({"query": " * ", "project_path": a}),
+            "no words",
+        ),
         ("list_bugs", json!({"limit": 0, "project_path": a}), "limit"),
         // The server's cwd (its temp dir) is outside the allowed paths, so the default is refused.
         ("list_bugs", json!({}), "pass project_path"),
@@ -541,7 +633,10 @@ fn two_servers_updating_one_bug_lose_no_history() {
         .collect();
     let mut trackers: Vec<Tracker> = writers.into_iter().map(|w| w.join().unwrap()).collect();
 
-    let bug = trackers[0].ok("get_bug", json!({"bug_id": "BUG-001", "project_path": project}));
+    let bug = trackers[0].ok(
+        "get_bug",
+        json!({"bug_id": "BUG-001", "project_path": project}),
+    );
     let history = bug["history"].as_array().unwrap();
     assert_eq!(history.len(), 1 + 2 * UPDATES, "one entry per update");
     let mut notes: Vec<&str> = history[1..]
@@ -603,7 +698,8 @@ fn sigkill_mid_stream_keeps_every_answered_bug() {
         send(&mut t.server);
     }
     // The child is not reaped until wait_exit, so its pid cannot have been reused.
-    let pid = rustix::process::Pid::from_raw(i32::try_from(t.server.client.pid()).unwrap()).unwrap();
+    let pid =
+        rustix::process::Pid::from_raw(i32::try_from(t.server.client.pid()).unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
     let status = t.server.client.wait_exit(TIMEOUT).unwrap();
     use std::os::unix::process::ExitStatusExt;
@@ -627,7 +723,11 @@ fn sigkill_mid_stream_keeps_every_answered_bug() {
     let fts_rows: i64 = connection
         .query_row("SELECT count(*) FROM bug_text", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(fts_rows as usize, stored.len(), "search index matches the bugs");
+    assert_eq!(
+        fts_rows as usize,
+        stored.len(),
+        "search index matches the bugs"
+    );
     drop(connection);
 
     // A new server opens the file and carries on with the next number.
@@ -637,4 +737,187 @@ fn sigkill_mid_stream_keeps_every_answered_bug() {
     let id = next.add(&a, "after the crash", json!({}));
     assert_eq!(id, format!("BUG-{:03}", stored.len() + 1));
     assert!(next.server.finish().success());
+}
+
+#[test]
+fn a_version_one_database_is_upgraded_in_place() {
+    let shared = Sandbox::new();
+    let project = shared_project(shared.path());
+    let database = shared.path().join("bugs.db");
+    let fixture = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bugs-schema-v1.sql"),
+    )
+    .unwrap()
+    .replace("@PROJECT@", &project);
+    rusqlite::Connection::open(&database)
+        .unwrap()
+        .execute_batch(&fixture)
+        .unwrap();
+
+    let mut t = Tracker::start(Some(shared.path()));
+    // Full-text search did not exist in version 1: the upgrade indexed the old bugs and notes.
+    assert_eq!(
+        t.ids(
+            "list_bugs",
+            json!({"query": "joiner", "project_path": project})
+        ),
+        ["BUG-001"]
+    );
+    let bug = t.ok(
+        "get_bug",
+        json!({"bug_id": "BUG-001", "project_path": project}),
+    );
+    assert_eq!(bug["tags"], json!(["parser", "unicode"]));
+    assert_eq!(bug["related_bugs"][0]["bug_id"], "BUG-002");
+    assert_eq!(bug["history"][1]["changes"][0]["new"], "in_progress");
+    // Numbering continues after the old counter.
+    assert_eq!(t.add(&project, "New after upgrade", json!({})), "BUG-003");
+    assert!(t.server.finish().success());
+
+    let version: i64 = rusqlite::Connection::open(&database)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}
+
+/// A database in the Python original's format (its `bugs` table, JSON columns).
+fn original_database(path: &Path) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection
+        .execute_batch(
+            "CREATE TABLE bugs (id TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT,
+                status TEXT NOT NULL, priority TEXT NOT NULL, tags TEXT NOT NULL,
+                related_bugs TEXT NOT NULL, created_at TEXT NOT NULL, history TEXT NOT NULL)",
+        )
+        .unwrap();
+    let rows = [
+        (
+            "bug-1a2b3c4d",
+            "Login button not responding",
+            "high",
+            "in_progress",
+            r#"["ui", "auth"]"#,
+            r#"[{"bug_id": "bug-99999999", "relationship": "blocks"}]"#,
+            "2026-01-05T10:00:00+00:00",
+            r#"[{"timestamp": "2026-01-05T11:00:00+00:00", "changes": {"status": ["open", "in_progress"]}, "note": "Identified missing onClick handler"}]"#,
+        ),
+        (
+            "bug-99999999",
+            "Session expires too early",
+            "medium",
+            "open",
+            "[]",
+            r#"[{"bug_id": "bug-1a2b3c4d", "relationship": "blocked_by"}, {"bug_id": "bug-deadbeef", "relationship": "related_to"}]"#,
+            "2026-01-06T10:00:00+00:00",
+            "[]",
+        ),
+    ];
+    for (id, title, priority, status, tags, related, created, history) in rows {
+        connection
+            .execute(
+                "INSERT INTO bugs VALUES (?1, ?2, 'old description', ?3, ?4, ?5, ?6, ?7, ?8)",
+                rusqlite::params![id, title, status, priority, tags, related, created, history],
+            )
+            .unwrap();
+    }
+}
+
+#[test]
+fn the_original_database_imports_with_its_ids_as_aliases() {
+    let shared = Sandbox::new();
+    let project = shared_project(shared.path());
+    let old = Path::new(&project).join(".bugtracker");
+    std::fs::create_dir_all(&old).unwrap();
+    let old = old.join("bugs.db");
+    original_database(&old);
+    let policy = shared.policy(&policy(Some(shared.path())));
+    let import = || {
+        shared
+            .command(&server_bin())
+            .arg("--policy")
+            .arg(&policy)
+            .args(["bugs", "import"])
+            .arg(&old)
+            .output()
+            .unwrap()
+    };
+    let out = import();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("imported 2 bug(s)"), "{stdout}");
+    assert!(stdout.contains("bug-1a2b3c4d -> BUG-001"), "{stdout}");
+    assert!(
+        stdout.contains("bug-deadbeef"),
+        "the dangling relation is reported: {stdout}"
+    );
+    let again = import();
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("imported 0 bug(s)"),
+        "a second import skips what is there"
+    );
+
+    let mut t = Tracker::start(Some(shared.path()));
+    let bug = t.ok(
+        "get_bug",
+        json!({"bug_id": "BUG-1A2B3C4D", "project_path": project}),
+    );
+    assert_eq!(bug["id"], "BUG-001");
+    assert_eq!(bug["aliases"], json!(["bug-1a2b3c4d"]));
+    assert_eq!(bug["status"], "in_progress");
+    assert_eq!(bug["tags"], json!(["auth", "ui"]));
+    assert_eq!(bug["created_at"], "2026-01-05T10:00:00+00:00");
+    let actions: Vec<&str> = bug["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["created", "updated", "imported"]);
+    assert_eq!(
+        bug["history"][1]["note"],
+        "Identified missing onClick handler"
+    );
+    assert_eq!(
+        bug["history"][1]["changes"],
+        json!([{"field": "status", "old": "open", "new": "in_progress"}])
+    );
+    assert_eq!(
+        bug["related_bugs"],
+        json!([{"bug_id": "BUG-002", "relationship": "blocks", "title": "Session expires too early", "status": "open"}])
+    );
+    // Imported notes are searchable, and new bugs continue the numbering.
+    assert_eq!(
+        t.ids(
+            "list_bugs",
+            json!({"query": "onclick", "project_path": project})
+        ),
+        ["BUG-001"]
+    );
+    assert_eq!(t.add(&project, "Brand new", json!({})), "BUG-003");
+    assert!(t.server.finish().success());
+
+    // A file that is not the original's format is refused, and nothing is imported.
+    let bogus = shared.path().join("bogus.db");
+    rusqlite::Connection::open(&bogus)
+        .unwrap()
+        .execute_batch("CREATE TABLE other (x)")
+        .unwrap();
+    let out = shared
+        .command(&server_bin())
+        .arg("--policy")
+        .arg(&policy)
+        .args(["bugs", "import"])
+        .arg(&bogus)
+        .args(["--project", &project])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no `bugs` table"), "{stderr}");
 }

@@ -160,7 +160,10 @@ fn a_socket_activated_session_works_through_connect() {
     let tools = client
         .call_method(json!(1), "tools/list", json!({}), TIMEOUT)
         .unwrap();
-    assert_eq!(tools["tools"].as_array().unwrap().len(), BUILTIN_TOOLS.len());
+    assert_eq!(
+        tools["tools"].as_array().unwrap().len(),
+        BUILTIN_TOOLS.len()
+    );
     let call = client
         .call_method(
             json!(2),

@@ -104,9 +104,8 @@ pub fn import(
             "INSERT INTO aliases (project_id, alias, bug_id) VALUES (?1, ?2, ?3)",
             params![project.id, alias, row],
         )?;
-        let number: i64 = tx.query_row("SELECT number FROM bugs WHERE id = ?1", [row], |r| {
-            r.get(0)
-        })?;
+        let number: i64 =
+            tx.query_row("SELECT number FROM bugs WHERE id = ?1", [row], |r| r.get(0))?;
         rows.insert(alias, row);
         imported.bugs.push((bug.id.clone(), BugNumber(number)));
     }
@@ -117,14 +116,21 @@ pub fn import(
         };
         for relation in relations {
             let kind = RelationKind::parse(&relation.relationship).ok_or_else(|| {
-                invalid(&bug.id, "related_bugs", &format!("unknown relationship {:?}", relation.relationship))
+                invalid(
+                    &bug.id,
+                    "related_bugs",
+                    &format!("unknown relationship {:?}", relation.relationship),
+                )
             })?;
             match rows.get(&relation.bug_id.trim().to_lowercase()) {
                 Some(&other) if other != row => queries::link(&tx, row, kind, other)?,
                 Some(_) => {}
-                None => imported
-                    .dangling_relations
-                    .push(format!("{} {} {}", bug.id, kind.as_str(), relation.bug_id)),
+                None => imported.dangling_relations.push(format!(
+                    "{} {} {}",
+                    bug.id,
+                    kind.as_str(),
+                    relation.bug_id
+                )),
             }
         }
     }
@@ -206,10 +212,19 @@ fn import_bug(
     project: &queries::Project,
     bug: &OldBug,
 ) -> Result<i64, TrackerError> {
-    let status = Status::parse(&bug.status)
-        .ok_or_else(|| invalid(&bug.id, "status", &format!("unknown status {:?}", bug.status)))?;
+    let status = Status::parse(&bug.status).ok_or_else(|| {
+        invalid(
+            &bug.id,
+            "status",
+            &format!("unknown status {:?}", bug.status),
+        )
+    })?;
     let priority = Priority::parse(&bug.priority).ok_or_else(|| {
-        invalid(&bug.id, "priority", &format!("unknown priority {:?}", bug.priority))
+        invalid(
+            &bug.id,
+            "priority",
+            &format!("unknown priority {:?}", bug.priority),
+        )
     })?;
     let tags: Vec<String> = json_column(&bug.id, "tags", &bug.tags)?;
     let new = NewBug {
@@ -221,14 +236,7 @@ fn import_bug(
     };
     let history: Vec<OldHistory> = json_column(&bug.id, "history", &bug.history)?;
     let row = queries::insert_bug(tx, project, &new, status, &bug.created_at)?;
-    queries::record_at(
-        tx,
-        row,
-        &bug.created_at,
-        "created",
-        None,
-        &[],
-    )?;
+    queries::record_at(tx, row, &bug.created_at, "created", None, &[])?;
     let mut last = bug.created_at.clone();
     for entry in &history {
         let mut changes: Vec<Change> = entry
@@ -244,14 +252,24 @@ fn import_bug(
             })
             .collect();
         changes.sort_by(|a, b| a.field.cmp(&b.field));
-        queries::record_at(tx, row, &entry.timestamp, "updated", entry.note.as_deref(), &changes)?;
+        queries::record_at(
+            tx,
+            row,
+            &entry.timestamp,
+            "updated",
+            entry.note.as_deref(),
+            &changes,
+        )?;
         last = last.max(entry.timestamp.clone());
     }
     queries::record(
         tx,
         row,
         "imported",
-        Some(&format!("imported from the original tracker (id {})", bug.id)),
+        Some(&format!(
+            "imported from the original tracker (id {})",
+            bug.id
+        )),
         &[],
     )?;
     tx.execute(
@@ -259,7 +277,10 @@ fn import_bug(
         params![row, last],
     )?;
     if status == Status::Closed {
-        tx.execute("UPDATE bugs SET closed_at = ?2 WHERE id = ?1", params![row, last])?;
+        tx.execute(
+            "UPDATE bugs SET closed_at = ?2 WHERE id = ?1",
+            params![row, last],
+        )?;
     }
     queries::refresh_text(tx, row)?;
     Ok(row)

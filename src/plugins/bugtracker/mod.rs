@@ -123,9 +123,7 @@ impl BugTracker {
             ));
         }
         let key = path.clone();
-        let (_, created, count) = self
-            .run(move |c| queries::init_project(c, &key))
-            .await?;
+        let (_, created, count) = self.run(move |c| queries::init_project(c, &key)).await?;
         Ok(render::initialised(&path, created, count))
     }
 
@@ -133,7 +131,10 @@ impl BugTracker {
         let path = self.project_path(args.project_path.as_deref())?;
         let bug = NewBug {
             title: model::normalise_title(&args.title)?,
-            description: model::normalise_text("description", args.description.as_deref().unwrap_or(""))?,
+            description: model::normalise_text(
+                "description",
+                args.description.as_deref().unwrap_or(""),
+            )?,
             priority: parse_priority(args.priority.as_deref())?.unwrap_or(Priority::Medium),
             tags: model::normalise_tags(&args.tags.unwrap_or_default())?,
         };
@@ -162,8 +163,16 @@ impl BugTracker {
         let update = Update {
             status: parse_status(args.status.as_deref())?,
             priority: parse_priority(args.priority.as_deref())?,
-            tags: args.tags.as_deref().map(model::normalise_tags).transpose()?,
-            title: args.title.as_deref().map(model::normalise_title).transpose()?,
+            tags: args
+                .tags
+                .as_deref()
+                .map(model::normalise_tags)
+                .transpose()?,
+            title: args
+                .title
+                .as_deref()
+                .map(model::normalise_title)
+                .transpose()?,
             description: args
                 .description
                 .as_deref()
@@ -227,7 +236,11 @@ impl BugTracker {
                     // outlives policy changes.
                     let projects: Vec<Project> = queries::all_projects(c)?
                         .into_iter()
-                        .filter(|p| rules.check(&p.path).is_ok_and(|resolved| resolved == p.path))
+                        .filter(|p| {
+                            rules
+                                .check(&p.path)
+                                .is_ok_and(|resolved| resolved == p.path)
+                        })
                         .collect();
                     Ok((queries::list_bugs(c, &projects, &filter)?, projects.len()))
                 })
@@ -255,7 +268,11 @@ impl BugTracker {
         ))
     }
 
-    async fn dispatch(&self, tool: &str, arguments: Map<String, Value>) -> Result<ToolResult, String> {
+    async fn dispatch(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<ToolResult, String> {
         let arguments = Value::Object(arguments);
         match tool {
             "init_bugtracker" => self.init(parse(arguments)?).await,
@@ -312,9 +329,8 @@ fn parse<T: serde::de::DeserializeOwned>(arguments: Value) -> Result<T, String> 
 
 fn parse_status(text: Option<&str>) -> Result<Option<Status>, String> {
     text.map(|t| {
-        Status::parse(t).ok_or_else(|| {
-            format!("unknown status {t:?}; use one of open, in_progress, closed")
-        })
+        Status::parse(t)
+            .ok_or_else(|| format!("unknown status {t:?}; use one of open, in_progress, closed"))
     })
     .transpose()
 }
@@ -359,7 +375,10 @@ struct CloseArgs {
 #[serde(untagged)]
 enum RelatedArg {
     Id(String),
-    Typed { bug_id: String, relationship: String },
+    Typed {
+        bug_id: String,
+        relationship: String,
+    },
 }
 
 impl RelatedArg {
@@ -420,7 +439,10 @@ impl ListArgs {
             tags: model::normalise_tags(self.tags.as_deref().unwrap_or_default())?,
             text,
             ready: self.ready.unwrap_or(false),
-            limit: self.limit.unwrap_or(tools::DEFAULT_PAGE).clamp(1, tools::MAX_PAGE),
+            limit: self
+                .limit
+                .unwrap_or(tools::DEFAULT_PAGE)
+                .clamp(1, tools::MAX_PAGE),
             offset: self.offset.unwrap_or(0),
         })
     }
@@ -441,5 +463,9 @@ pub fn open(
 
 /// The database path of a policy, if the tracker is enabled.
 pub fn database_of(policy: &crate::policy::Policy) -> Option<PathBuf> {
-    policy.plugins.bugtracker.as_ref().map(|b| b.database.clone())
+    policy
+        .plugins
+        .bugtracker
+        .as_ref()
+        .map(|b| b.database.clone())
 }

@@ -177,9 +177,11 @@ pub fn normalise_title(raw: &str) -> Result<String, String> {
         ));
     }
     if title.chars().any(char::is_control) {
-        return Err("the title contains control characters (newlines, tabs…); keep it on one \
+        return Err(
+            "the title contains control characters (newlines, tabs…); keep it on one \
                     line and put details in the description"
-            .into());
+                .into(),
+        );
     }
     Ok(title.to_owned())
 }
@@ -266,7 +268,16 @@ mod tests {
         assert_eq!(BugNumber::parse("BUG-001"), Some(BugNumber(1)));
         assert_eq!(BugNumber::parse("bug-7"), Some(BugNumber(7)));
         assert_eq!(BugNumber::parse(" Bug-1234 "), Some(BugNumber(1234)));
-        for bad in ["BUG-", "BUG-0", "BUG-1a", "BUG--1", "1", "BUGS-1", "bug-1a2b3c4d", ""] {
+        for bad in [
+            "BUG-",
+            "BUG-0",
+            "BUG-1a",
+            "BUG--1",
+            "1",
+            "BUGS-1",
+            "bug-1a2b3c4d",
+            "",
+        ] {
             assert_eq!(BugNumber::parse(bad), None, "{bad}");
         }
         assert_eq!(BugNumber(1).to_string(), "BUG-001");
@@ -280,7 +291,10 @@ mod tests {
             assert_eq!(RelationKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(RelationKind::Blocks.inverse(), RelationKind::BlockedBy);
-        assert_eq!(RelationKind::DuplicateOf.inverse(), RelationKind::DuplicatedBy);
+        assert_eq!(
+            RelationKind::DuplicateOf.inverse(),
+            RelationKind::DuplicatedBy
+        );
     }
 
     #[test]
@@ -291,14 +305,21 @@ mod tests {
             ["auth", "needs-review", "ui"]
         );
         assert!(normalise_tags(&["a,b".into()]).unwrap_err().contains("','"));
-        assert!(normalise_tags(&["  ".into()]).unwrap_err().contains("empty"));
+        assert!(
+            normalise_tags(&["  ".into()])
+                .unwrap_err()
+                .contains("empty")
+        );
         let many: Vec<String> = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect();
         assert!(normalise_tags(&many).unwrap_err().contains("at most"));
     }
 
     #[test]
     fn titles_are_trimmed_and_bounded() {
-        assert_eq!(normalise_title("  Crash on save \n").unwrap(), "Crash on save");
+        assert_eq!(
+            normalise_title("  Crash on save \n").unwrap(),
+            "Crash on save"
+        );
         assert!(normalise_title(" \t ").unwrap_err().contains("empty"));
         assert!(normalise_title("a\nb").unwrap_err().contains("one line"));
         let long = "x".repeat(MAX_TITLE_CHARS + 1);

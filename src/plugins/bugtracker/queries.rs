@@ -617,7 +617,10 @@ pub fn update_bug(
 
     let at = now();
     if let Some(title) = &update.title {
-        tx.execute("UPDATE bugs SET title = ?2 WHERE id = ?1", params![row, title])?;
+        tx.execute(
+            "UPDATE bugs SET title = ?2 WHERE id = ?1",
+            params![row, title],
+        )?;
     }
     if let Some(description) = &update.description {
         tx.execute(
@@ -675,8 +678,9 @@ pub(super) fn link(
 }
 
 fn unlink(tx: &Transaction<'_>, row: i64, kind: RelationKind, other: i64) -> rusqlite::Result<()> {
-    let mut delete =
-        tx.prepare_cached("DELETE FROM relations WHERE bug_id = ?1 AND kind = ?2 AND other_id = ?3")?;
+    let mut delete = tx.prepare_cached(
+        "DELETE FROM relations WHERE bug_id = ?1 AND kind = ?2 AND other_id = ?3",
+    )?;
     delete.execute(params![row, kind.as_str(), other])?;
     delete.execute(params![other, kind.inverse().as_str(), row])?;
     Ok(())

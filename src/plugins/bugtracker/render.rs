@@ -71,7 +71,11 @@ pub fn bug(headline: &str, bug: &Bug) -> ToolResult {
         );
     }
     if !bug.description.is_empty() {
-        let _ = writeln!(text, "Description:\n  {}", bug.description.replace('\n', "\n  "));
+        let _ = writeln!(
+            text,
+            "Description:\n  {}",
+            bug.description.replace('\n', "\n  ")
+        );
     }
     text.push_str("History:\n");
     for entry in &bug.history {

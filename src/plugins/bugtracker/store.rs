@@ -318,12 +318,41 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let version: i64 = store.run(&StopFlag::default(), |c| {
-            c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap()
         });
         assert_eq!(version, current_version());
         drop(store);
         // Opening again is a no-op migration.
         Store::open(&path).unwrap();
+    }
+
+    /// The schema objects of a database, whitespace-normalised, by name.
+    fn schema_of(connection: &Connection) -> Vec<(String, String)> {
+        connection
+            .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |r| {
+                let sql: String = r.get(1)?;
+                Ok((
+                    r.get(0)?,
+                    sql.split_whitespace().collect::<Vec<_>>().join(" "),
+                ))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn migration_one_still_creates_the_frozen_version_one_schema() {
+        let frozen = Connection::open_in_memory().unwrap();
+        frozen
+            .execute_batch(include_str!("../../../tests/fixtures/bugs-schema-v1.sql"))
+            .unwrap();
+        let fresh = Connection::open_in_memory().unwrap();
+        fresh.execute_batch(MIGRATIONS[0]).unwrap();
+        assert_eq!(schema_of(&fresh), schema_of(&frozen));
     }
 
     #[test]
