@@ -234,8 +234,8 @@ impl Launcher {
         let (home, cwd) = home_and_cwd();
         let rules = PathRules::new(&policy.filesystem, home.clone(), cwd.clone());
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
-        if let Some(database) = bugtracker::database_of(&policy) {
-            plugins.push(Arc::new(bugtracker::open(&database, rules, &cwd)?));
+        if let Some(settings) = &policy.plugins.bugtracker {
+            plugins.push(Arc::new(bugtracker::open(settings, rules, &cwd)?));
         }
         plugins.extend(self.plugins);
         let registry = Arc::new(Registry::build(plugins)?);
@@ -311,7 +311,7 @@ impl Launcher {
         use std::io::Write;
         let (home, cwd) = home_and_cwd();
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
-        if bugtracker::database_of(policy).is_some() {
+        if policy.plugins.bugtracker.is_some() {
             let rules = PathRules::new(&policy.filesystem, home, cwd.clone());
             plugins.push(Arc::new(BugTracker::unopened(
                 rules,
@@ -353,7 +353,7 @@ fn import_bugs(
     project: Option<&Path>,
 ) -> Result<ExitStatus, LaunchError> {
     use std::io::Write;
-    let database = bugtracker::database_of(policy).ok_or_else(|| {
+    let settings = policy.plugins.bugtracker.as_ref().ok_or_else(|| {
         LaunchError::Import(
             "the bug tracker is disabled (plugins.bugtracker.enabled: false)".into(),
         )
@@ -386,7 +386,7 @@ fn import_bugs(
         )));
     }
     create_data_dirs(policy)?;
-    let store = bugtracker::store::Store::open(&database)?;
+    let store = bugtracker::store::Store::open(&settings.database, settings.synchronous)?;
     let stop = bugtracker::store::StopFlag::default();
     let imported = store
         .run(&stop, |c| {

@@ -16,7 +16,7 @@ use thiserror::Error;
 
 pub use model::{Invalid, Policy};
 use raw::RawPolicy;
-pub use raw::{AuditField, AuditLevel, SandboxMode, SeccompAction};
+pub use raw::{AuditField, AuditLevel, SandboxMode, SeccompAction, Synchronous};
 
 /// The policy `serve` uses when no `--policy` is given.
 pub const DEFAULT_POLICY_YAML: &str = include_str!("../../policy/default.yaml");
@@ -198,6 +198,44 @@ mod tests {
             PathBuf::from("/home/ann/.local/state/mcp-secure-server/audit.log")
         );
         assert_eq!(policy.limits.max_line_bytes, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_bug_tracker_settings_are_validated() {
+        let policy = parse_str("").unwrap();
+        let tracker = policy.plugins.bugtracker.unwrap();
+        assert_eq!(
+            tracker.database,
+            PathBuf::from("/home/ann/.local/state/mcp-secure-server/bugs.db")
+        );
+        assert_eq!(tracker.synchronous, Synchronous::Full);
+        let policy = parse_str(
+            "plugins:\n  bugtracker:\n    database: ~/bugs/b.db\n    synchronous: normal\n",
+        )
+        .unwrap();
+        let tracker = policy.plugins.bugtracker.clone().unwrap();
+        assert_eq!(tracker.database, PathBuf::from("/home/ann/bugs/b.db"));
+        assert_eq!(tracker.synchronous, Synchronous::Normal);
+        assert_eq!(
+            policy.data_dirs(),
+            [
+                PathBuf::from("/home/ann/.local/state/mcp-secure-server"),
+                PathBuf::from("/home/ann/bugs")
+            ]
+        );
+        let off = parse_str("plugins:\n  bugtracker:\n    enabled: false\n").unwrap();
+        assert!(off.plugins.bugtracker.is_none());
+        let relative = parse_str("plugins:\n  bugtracker:\n    database: bugs.db\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            relative.contains("plugins.bugtracker.database") && relative.contains("absolute"),
+            "{relative}"
+        );
+        let typo = parse_str("plugins:\n  bugtracker:\n    synchronous: off\n")
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("synchronous"), "{typo}");
     }
 
     #[test]

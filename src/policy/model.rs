@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::expand::expand;
-use super::raw::{AuditField, AuditLevel, RawPolicy, SandboxMode, SeccompAction};
+use super::raw::{AuditField, AuditLevel, RawPolicy, SandboxMode, SeccompAction, Synchronous};
 use crate::rpc::framing::DEFAULT_MAX_LINE_BYTES;
 
 /// Where the audit log goes when a policy does not say (XDG state directory).
@@ -175,6 +175,8 @@ pub struct PluginsPolicy {
 pub struct BugtrackerPolicy {
     /// Expanded, absolute path of the SQLite database.
     pub database: PathBuf,
+    /// When a write is on disk.
+    pub synchronous: Synchronous,
 }
 
 /// `audit:` after validation.
@@ -487,6 +489,7 @@ fn plugins(
                 "~/.local/state/mcp-secure-server/bugs.db",
                 env,
             )?,
+            synchronous: raw.bugtracker.synchronous.unwrap_or(Synchronous::Full),
         })
     } else {
         None

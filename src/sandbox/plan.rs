@@ -88,7 +88,7 @@ pub fn plan(policy: &Policy, probe: &dyn Fn(&Path) -> PathKind) -> SandboxPlan {
         fs.insert(FsGrant {
             path: dir,
             access: FsAccess::ReadWrite,
-            reason: "server data (audit.log_file directory)".into(),
+            reason: "server data (audit.log_file, plugins.bugtracker.database)".into(),
         });
     }
     // Child processes get /dev/null as stdin; Landlock refuses it unless granted.

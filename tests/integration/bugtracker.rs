@@ -921,3 +921,28 @@ fn the_original_database_imports_with_its_ids_as_aliases() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no `bugs` table"), "{stderr}");
 }
+
+#[test]
+fn a_disabled_tracker_serves_no_bug_tools_and_creates_no_database() {
+    let mut server = Server::start_with(
+        &server_bin(),
+        Some("plugins:\n  bugtracker:\n    enabled: false\n"),
+    );
+    server.initialize();
+    let list = server.request(json!(1), "tools/list", json!({}));
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["search_tools", "list_categories"]);
+    let (status, sandbox) = server.stop();
+    assert!(status.success());
+    assert!(
+        !sandbox
+            .path()
+            .join("state/mcp-secure-server/bugs.db")
+            .exists()
+    );
+}

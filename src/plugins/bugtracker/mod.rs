@@ -13,7 +13,6 @@ pub mod render;
 pub mod store;
 pub mod tools;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -24,6 +23,7 @@ use self::queries::{Filter, NewBug, Project, TrackerError, Update};
 use self::store::{StopFlag, Store};
 use super::{CallContext, Plugin, ToolDefinition, ToolFuture, ToolResult};
 use crate::guard::PathRules;
+use crate::policy::model::BugtrackerPolicy;
 
 /// Where `project_path` comes from when a call omits it.
 #[derive(Debug, Clone)]
@@ -453,19 +453,10 @@ impl ListArgs {
 /// # Errors
 /// See [`store::StoreError`].
 pub fn open(
-    database: &std::path::Path,
+    settings: &BugtrackerPolicy,
     rules: PathRules,
     cwd: &std::path::Path,
 ) -> Result<BugTracker, store::StoreError> {
-    let store = Store::open(database)?;
+    let store = Store::open(&settings.database, settings.synchronous)?;
     Ok(BugTracker::new(store, rules, DefaultProject::from_env(cwd)))
-}
-
-/// The database path of a policy, if the tracker is enabled.
-pub fn database_of(policy: &crate::policy::Policy) -> Option<PathBuf> {
-    policy
-        .plugins
-        .bugtracker
-        .as_ref()
-        .map(|b| b.database.clone())
 }

@@ -286,8 +286,7 @@ pub fn all_projects(connection: &Connection) -> Result<Vec<Project>> {
 pub fn add_bug(connection: &mut Connection, project: &Project, bug: &NewBug) -> Result<Bug> {
     let tx = immediate(connection)?;
     let row = insert_bug(&tx, project, bug, Status::Open, &now())?;
-    let history = record(&tx, row, "created", None, &[])?;
-    debug_assert!(history > 0);
+    record(&tx, row, "created", None, &[])?;
     refresh_text(&tx, row)?;
     tx.commit()?;
     load_bug(connection, project, row)
@@ -749,12 +748,9 @@ pub fn list_bugs(connection: &Connection, projects: &[Project], filter: &Filter)
         values.push(SqlValue::Text(priority.as_str().into()));
     }
     if !filter.tags.is_empty() {
-        let placeholders = vec!["?"; filter.tags.len()].join(", ");
-        conditions.push(format!(
-            "b.id IN (SELECT bug_id FROM tags WHERE tag IN ({placeholders}) \
-             GROUP BY bug_id HAVING count(*) = {})",
-            filter.tags.len()
-        ));
+        // One index range per tag (tags_by_name), intersected.
+        let per_tag = vec!["SELECT bug_id FROM tags WHERE tag = ?"; filter.tags.len()];
+        conditions.push(format!("b.id IN ({})", per_tag.join(" INTERSECT ")));
         values.extend(filter.tags.iter().map(|t| SqlValue::Text(t.clone())));
     }
     if let Some(text) = &filter.text {
@@ -770,19 +766,41 @@ pub fn list_bugs(connection: &Connection, projects: &[Project], filter: &Filter)
         );
     }
     let clause = conditions.join(" AND ");
-    let total: i64 = connection
-        .prepare(&format!("SELECT count(*) FROM bugs b WHERE {clause}"))?
-        .query_row(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
     values.push(SqlValue::Integer(i64::from(filter.limit)));
     values.push(SqlValue::Integer(i64::from(filter.offset)));
+    // One pass: the page is chosen on sort keys alone, with the match count as a window
+    // column; the summary columns (tags need a subquery) are computed for the page only.
+    let mut total = None;
     let bugs = connection
         .prepare(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM bugs b JOIN projects p ON p.id = b.project_id \
-             WHERE {clause} ORDER BY CASE b.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 \
-             WHEN 'medium' THEN 2 ELSE 3 END, p.path, b.number LIMIT ? OFFSET ?"
+            "WITH page AS (SELECT b.id, CASE b.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 \
+             WHEN 'medium' THEN 2 ELSE 3 END AS rank, p.path AS path, b.number AS number, \
+             count(*) OVER () AS total \
+             FROM bugs b JOIN projects p ON p.id = b.project_id WHERE {clause} \
+             ORDER BY rank, path, number LIMIT ? OFFSET ?) \
+             SELECT {SUMMARY_COLUMNS}, page.total FROM page JOIN bugs b ON b.id = page.id \
+             JOIN projects p ON p.id = b.project_id ORDER BY page.rank, page.path, page.number"
         ))?
-        .query_map(rusqlite::params_from_iter(values.iter()), summary_from)?
+        .query_map(rusqlite::params_from_iter(values.iter()), |row| {
+            Ok((summary_from(row)?, row.get::<_, i64>(10)?))
+        })?
+        .map(|row| {
+            row.map(|(bug, count)| {
+                total = Some(count);
+                bug
+            })
+        })
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let total = match total {
+        Some(total) => total,
+        // An empty page (no match, or offset past the end) still reports the count.
+        None => connection
+            .prepare(&format!("SELECT count(*) FROM bugs b WHERE {clause}"))?
+            .query_row(
+                rusqlite::params_from_iter(&values[..values.len() - 2]),
+                |r| r.get(0),
+            )?,
+    };
     Ok(Page {
         total: u64::try_from(total).unwrap_or(0),
         bugs,
