@@ -236,9 +236,18 @@ impl Launcher {
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
         if let Some(settings) = &policy.plugins.bugtracker {
             plugins.push(Arc::new(bugtracker::open(settings, rules, &cwd)?));
+            tracing::debug!(
+                database = %settings.database.display(),
+                elapsed_us = self.started.elapsed().as_micros() as u64,
+                "bug database open"
+            );
         }
         plugins.extend(self.plugins);
         let registry = Arc::new(Registry::build(plugins)?);
+        tracing::debug!(
+            elapsed_us = self.started.elapsed().as_micros() as u64,
+            "tools registered"
+        );
         let audit = AuditLog::open(&policy.audit).map_err(|source| LaunchError::Audit {
             path: policy.audit.log_file.clone(),
             source,
