@@ -218,6 +218,27 @@ pub fn report(
             Kernel,
             "oldest Landlock ABI accepted in enforce mode",
         ),
+        match &policy.plugins.bugtracker {
+            Some(tracker) => row(
+                "plugins.bugtracker",
+                format!(
+                    "{} (synchronous {})",
+                    tracker.database.display(),
+                    match tracker.synchronous {
+                        crate::policy::Synchronous::Full => "full",
+                        crate::policy::Synchronous::Normal => "normal",
+                    }
+                ),
+                Server,
+                "SQLite database, 0600, WAL, one transaction per write; kernel: its directory is writable",
+            ),
+            None => row(
+                "plugins.bugtracker",
+                "disabled".into(),
+                Server,
+                "no bug tracker tools",
+            ),
+        },
     ];
     let tools = registry
         .catalog()
