@@ -115,7 +115,7 @@ pub fn report(
         ),
         row(
             "network.dns_allowlist",
-            list(n.dns_allowlist.clone()),
+            list(n.dns_allowlist.iter().map(ToString::to_string).collect()),
             NotYetEnforced,
             "egress connector not built yet",
         ),

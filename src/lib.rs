@@ -13,6 +13,7 @@ pub mod bridge;
 pub mod check;
 pub mod cli;
 pub mod client;
+pub mod egress;
 pub mod guard;
 pub mod logging;
 pub mod mcp;

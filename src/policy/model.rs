@@ -7,12 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use ipnet::IpNet;
 use serde::Serialize;
 
 use super::expand::expand;
 use super::raw::{AuditField, AuditLevel, RawPolicy, SandboxMode, SeccompAction, Synchronous};
+use crate::egress::hosts::HostPattern;
 use crate::rpc::framing::DEFAULT_MAX_LINE_BYTES;
 
 /// Where the audit log goes when a policy does not say (XDG state directory).
@@ -96,21 +99,36 @@ pub struct NetworkPolicy {
     pub blocked_ports: BTreeSet<u16>,
     /// Whether names may be resolved at all.
     pub allow_dns: bool,
-    /// Names that may be resolved (lowercase, no trailing dot).
-    pub dns_allowlist: Vec<String>,
+    /// Names that may be resolved.
+    pub dns_allowlist: Vec<HostPattern>,
+    /// Name servers; empty means those of `/etc/resolv.conf`.
+    pub dns_servers: Vec<SocketAddr>,
+    /// Extra trusted CA certificate files (PEM).
+    pub ca_certificates: Vec<PathBuf>,
+    /// Redirects followed per request.
+    pub max_redirects: u8,
 }
 
 /// One allowed endpoint.
 #[derive(Debug, Clone, Serialize)]
 pub struct Endpoint {
-    /// Lowercase host name without a trailing dot.
-    pub host: String,
+    /// An exact name (or IP address), or `*.domain` for the names below it.
+    pub host: HostPattern,
     /// Ports allowed for this host.
     pub ports: BTreeSet<u16>,
     /// Free text from the policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Plain http is allowed (otherwise https only).
+    pub allow_http: bool,
 }
+
+/// Default `network.max_redirects`.
+pub const DEFAULT_MAX_REDIRECTS: u8 = 5;
+/// Default `limits.max_response_bytes`: a DuckDuckGo Lite page is about 30 KiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
+/// Where `web_search` sends its queries unless the policy says otherwise.
+pub const DEFAULT_SEARCH_ENDPOINT: &str = "https://lite.duckduckgo.com/lite/";
 
 /// One path glob as written and as expanded.
 #[derive(Debug, Clone, Serialize)]
@@ -168,6 +186,15 @@ impl ToolPolicy {
 pub struct PluginsPolicy {
     /// The bug tracker, when enabled.
     pub bugtracker: Option<BugtrackerPolicy>,
+    /// `web_search`, when enabled.
+    pub web_search: Option<WebSearchPolicy>,
+}
+
+/// `plugins.web_search` after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebSearchPolicy {
+    /// The search page (http or https, no query string: `q` is added).
+    pub endpoint: url::Url,
 }
 
 /// `plugins.bugtracker` after validation.
@@ -203,6 +230,8 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Tools per `tools/list` page.
     pub tools_page_size: usize,
+    /// Longest HTTP response body the egress connector reads.
+    pub max_response_bytes: usize,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -231,7 +260,7 @@ impl Policy {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, Invalid> {
         Ok(Policy {
-            network: network(raw.network)?,
+            network: network(raw.network, env)?,
             filesystem: filesystem(raw.filesystem, env)?,
             commands: CommandPolicy {
                 blocked: raw
@@ -272,7 +301,10 @@ impl Policy {
     }
 }
 
-fn network(raw: super::raw::RawNetwork) -> Result<NetworkPolicy, Invalid> {
+fn network(
+    raw: super::raw::RawNetwork,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<NetworkPolicy, Invalid> {
     let mut allowed_ranges = Vec::new();
     for (i, text) in raw.allowed_ranges.iter().enumerate() {
         allowed_ranges.push(
@@ -282,7 +314,7 @@ fn network(raw: super::raw::RawNetwork) -> Result<NetworkPolicy, Invalid> {
     }
     let mut allowed_endpoints = Vec::new();
     for (i, endpoint) in raw.allowed_endpoints.into_iter().enumerate() {
-        let host = normalize_host(&endpoint.host)
+        let host = HostPattern::parse(&endpoint.host)
             .map_err(|m| invalid(format!("network.allowed_endpoints[{i}].host"), m))?;
         if endpoint.ports.is_empty() {
             return Err(invalid(
@@ -294,13 +326,40 @@ fn network(raw: super::raw::RawNetwork) -> Result<NetworkPolicy, Invalid> {
             host,
             ports: endpoint.ports.iter().map(|p| p.0).collect(),
             description: endpoint.description,
+            allow_http: endpoint.allow_http,
         });
     }
     let mut dns_allowlist = Vec::new();
     for (i, name) in raw.dns_allowlist.iter().enumerate() {
         dns_allowlist.push(
-            normalize_host(name).map_err(|m| invalid(format!("network.dns_allowlist[{i}]"), m))?,
+            HostPattern::parse(name)
+                .map_err(|m| invalid(format!("network.dns_allowlist[{i}]"), m))?,
         );
+    }
+    let mut dns_servers = Vec::new();
+    for (i, text) in raw.dns_servers.iter().enumerate() {
+        let text = text.trim();
+        let server = text
+            .parse::<SocketAddr>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+            .map_err(|_| {
+                invalid(
+                    format!("network.dns_servers[{i}]"),
+                    format!(
+                        "{text:?} is not a name server address; write an IP address, e.g. \"9.9.9.9\" or \"127.0.0.1:5353\""
+                    ),
+                )
+            })?;
+        dns_servers.push(server);
+    }
+    let mut ca_certificates = Vec::new();
+    for (i, written) in raw.ca_certificates.iter().enumerate() {
+        ca_certificates.push(data_file(
+            &format!("network.ca_certificates[{i}]"),
+            written,
+            "/etc/mcp-secure-server/internal-ca.pem",
+            env,
+        )?);
     }
     Ok(NetworkPolicy {
         allowed_ranges,
@@ -308,6 +367,9 @@ fn network(raw: super::raw::RawNetwork) -> Result<NetworkPolicy, Invalid> {
         blocked_ports: raw.blocked_ports.iter().map(|p| p.0).collect(),
         allow_dns: raw.allow_dns,
         dns_allowlist,
+        dns_servers,
+        ca_certificates,
+        max_redirects: raw.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS).min(20),
     })
 }
 
@@ -323,23 +385,6 @@ fn parse_range(text: &str) -> Result<IpNet, String> {
     Err(format!(
         "{text:?} is not a CIDR range; write e.g. \"10.0.0.0/8\" or \"fd00::/8\""
     ))
-}
-
-/// Lowercase, no trailing dot, only characters a DNS name (or `*.` wildcard) can have.
-fn normalize_host(host: &str) -> Result<String, String> {
-    let lower = host.trim().trim_end_matches('.').to_ascii_lowercase();
-    let valid = !lower.is_empty()
-        && lower.len() <= 253
-        && lower
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*' | '_'));
-    if valid {
-        Ok(lower)
-    } else {
-        Err(format!(
-            "{host:?} is not a host name; write e.g. \"lite.duckduckgo.com\" or \"*.example.com\""
-        ))
-    }
 }
 
 fn filesystem(
@@ -494,7 +539,40 @@ fn plugins(
     } else {
         None
     };
-    Ok(PluginsPolicy { bugtracker })
+    let web_search = if raw.web_search.enabled.unwrap_or(true) {
+        let written = raw
+            .web_search
+            .endpoint
+            .as_deref()
+            .unwrap_or(DEFAULT_SEARCH_ENDPOINT);
+        Some(WebSearchPolicy {
+            endpoint: search_endpoint(written)
+                .map_err(|m| invalid("plugins.web_search.endpoint", m))?,
+        })
+    } else {
+        None
+    };
+    Ok(PluginsPolicy {
+        bugtracker,
+        web_search,
+    })
+}
+
+fn search_endpoint(written: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(written.trim()).map_err(|e| {
+        format!("{written:?} is not a URL ({e}); write e.g. \"https://lite.duckduckgo.com/lite/\"")
+    })?;
+    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+        return Err(format!(
+            "{written:?} is not an http(s) URL; write e.g. \"https://lite.duckduckgo.com/lite/\""
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "{written:?} has a query, fragment or user name; give the page only (the query is added as ?q=)"
+        ));
+    }
+    Ok(url)
 }
 
 fn limits(raw: super::raw::RawLimits) -> Result<Limits, Invalid> {
@@ -513,10 +591,16 @@ fn limits(raw: super::raw::RawLimits) -> Result<Limits, Invalid> {
         raw.tools_page_size.unwrap_or(DEFAULT_TOOLS_PAGE_SIZE),
         (1, 10_000),
     )?;
+    let max_response_bytes = in_range(
+        "limits.max_response_bytes",
+        raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+        (1024, 256 * 1024 * 1024),
+    )?;
     Ok(Limits {
         max_line_bytes,
         max_in_flight,
         tools_page_size,
+        max_response_bytes,
     })
 }
 

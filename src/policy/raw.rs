@@ -60,6 +60,12 @@ pub struct RawNetwork {
     pub blocked_ports: Vec<Port>,
     pub allow_dns: bool,
     pub dns_allowlist: Vec<String>,
+    /// Name servers (`IP` or `IP:port`); empty: `/etc/resolv.conf`, read before lock-down.
+    pub dns_servers: Vec<String>,
+    /// PEM files with extra trusted CA certificates (beside the compiled-in web PKI roots).
+    pub ca_certificates: Vec<String>,
+    /// Redirects followed per request (each hop is checked again).
+    pub max_redirects: Option<u8>,
 }
 
 /// One entry of `network.allowed_endpoints`.
@@ -70,6 +76,9 @@ pub struct RawEndpoint {
     pub ports: Vec<Port>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Plain `http://` is allowed for this endpoint (default: https only).
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 /// A TCP port, 1–65535 (0 is not a port anyone can connect to).
@@ -176,6 +185,7 @@ pub struct RawLimits {
     pub max_line_bytes: Option<usize>,
     pub max_in_flight: Option<usize>,
     pub tools_page_size: Option<usize>,
+    pub max_response_bytes: Option<usize>,
 }
 
 /// `sandbox:` — our own section: how the kernel sandbox is applied.
@@ -216,6 +226,17 @@ pub enum SeccompAction {
 #[serde(deny_unknown_fields, default)]
 pub struct RawPlugins {
     pub bugtracker: RawBugtracker,
+    pub web_search: RawWebSearch,
+}
+
+/// `plugins.web_search`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWebSearch {
+    /// Serve `web_search` (default true).
+    pub enabled: Option<bool>,
+    /// The DuckDuckGo Lite page (or a compatible one).
+    pub endpoint: Option<String>,
 }
 
 /// `plugins.bugtracker`.
