@@ -367,6 +367,15 @@ fn import_bugs(
             "the bug tracker is disabled (plugins.bugtracker.enabled: false)".into(),
         )
     })?;
+    let old_database = &std::fs::canonicalize(old_database)
+        .ok()
+        .filter(|p| p.is_file())
+        .ok_or_else(|| {
+            LaunchError::Import(format!(
+                "{} is not a file; give the original's PROJECT/.bugtracker/bugs.db",
+                old_database.display()
+            ))
+        })?;
     let project = match project {
         Some(project) => project.to_path_buf(),
         None => bugtracker::import::default_project(old_database).ok_or_else(|| {
@@ -388,12 +397,6 @@ fn import_bugs(
     let project = project.to_str().ok_or_else(|| {
         LaunchError::Import(format!("project path {} is not UTF-8", project.display()))
     })?;
-    if !old_database.is_file() {
-        return Err(LaunchError::Import(format!(
-            "{} is not a file; give the original's PROJECT/.bugtracker/bugs.db",
-            old_database.display()
-        )));
-    }
     create_data_dirs(policy)?;
     let store = bugtracker::store::Store::open(&settings.database, settings.synchronous)?;
     let stop = bugtracker::store::StopFlag::default();
@@ -412,9 +415,7 @@ fn import_bugs(
         text.push_str(&format!("  {old} -> {new}\n"));
     }
     for relation in &imported.dangling_relations {
-        text.push_str(&format!(
-            "  warning: relation {relation} not imported: the other bug is not in the file\n"
-        ));
+        text.push_str(&format!("  warning: relation {relation} not imported\n"));
     }
     let (home, cwd) = home_and_cwd();
     if PathRules::new(&policy.filesystem, home, cwd)

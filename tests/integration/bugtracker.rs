@@ -246,6 +246,18 @@ fn every_tool_works_through_the_sandboxed_binary() {
     let blocked = t.ok("get_bug", json!({"bug_id": "BUG-002", "project_path": a}));
     assert_eq!(blocked["related_bugs"][0]["relationship"], "blocked_by");
     assert_eq!(blocked["related_bugs"][0]["bug_id"], "BUG-001");
+    // The other side records the change too.
+    let entry = blocked["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(entry["action"], "related");
+    assert_eq!(
+        entry["changes"],
+        json!([{"field": "related_bugs", "old": "", "new": "blocked_by BUG-001"}])
+    );
     let other = t.ok("get_bug", json!({"bug_id": "BUG-003", "project_path": a}));
     assert_eq!(other["related_bugs"][0]["relationship"], "related_to");
 
@@ -407,6 +419,36 @@ fn projects_are_isolated_and_global_search_respects_the_policy() {
         json!({"bug_id": "BUG-001", "related_bugs": ["BUG-002"], "project_path": a}),
     );
     assert!(across.contains("BUG-002 not found"), "{across}");
+    // Paging across projects: critical first, then project path, then number.
+    t.ok(
+        "update_bug",
+        json!({"bug_id": "BUG-001", "priority": "critical", "project_path": a}),
+    );
+    let everything = t.ok("search_bugs_global", json!({}));
+    assert_eq!(everything["total"], 3);
+    let order: Vec<(String, String)> = everything["bugs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bug| {
+            (
+                bug["project_path"].as_str().unwrap().to_owned(),
+                bug["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (a.clone(), "BUG-001".to_owned()),
+            (b.clone(), "BUG-001".to_owned()),
+            (b.clone(), "BUG-002".to_owned())
+        ]
+    );
+    let second_page = t.ok("search_bugs_global", json!({"limit": 2, "offset": 2}));
+    assert_eq!(second_page["total"], 3);
+    assert_eq!(second_page["bugs"][0]["project_path"], b.as_str());
+    assert_eq!(second_page["bugs"][0]["id"], "BUG-002");
     let global = t.ok("search_bugs_global", json!({"tags": ["shared"]}));
     assert_eq!(global["total"], 2);
     assert_eq!(global["projects_searched"], 2);
@@ -475,7 +517,12 @@ fn bad_requests_get_clear_refusals() {
         (
             "get_bug",
             json!({"bug_id": "issue 7", "project_path": a}),
-            "not a bug id",
+            "ids look like BUG-001",
+        ),
+        (
+            "update_bug",
+            json!({"bug_id": "BUG-001", "related_bugs": ["BUG-404"], "project_path": a}),
+            "related_bugs: BUG-404 not found",
         ),
         (
             "update_bug",
@@ -808,8 +855,19 @@ fn original_database(path: &Path) {
             "medium",
             "open",
             "[]",
-            r#"[{"bug_id": "bug-1a2b3c4d", "relationship": "blocked_by"}, {"bug_id": "bug-deadbeef", "relationship": "related_to"}]"#,
+            r#"[{"bug_id": "bug-1a2b3c4d", "relationship": "blocked_by"}, {"bug_id": "bug-deadbeef", "relationship": "related_to"}, {"bug_id": "bug-99999999", "relationship": "related_to"}]"#,
             "2026-01-06T10:00:00+00:00",
+            "[]",
+        ),
+        // The original checked neither titles nor tags.
+        (
+            "bug-0000c0de",
+            "A title written\nover two lines",
+            "low",
+            "closed",
+            r#"["C#", "P1!", "a,b"]"#,
+            "[]",
+            "2026-01-07T10:00:00+00:00",
             "[]",
         ),
     ];
@@ -849,7 +907,8 @@ fn the_original_database_imports_with_its_ids_as_aliases() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("imported 2 bug(s)"), "{stdout}");
+    assert!(stdout.contains("imported 3 bug(s)"), "{stdout}");
+    assert!(stdout.contains("cannot relate to itself"), "{stdout}");
     assert!(stdout.contains("bug-1a2b3c4d -> BUG-001"), "{stdout}");
     assert!(
         stdout.contains("bug-deadbeef"),
@@ -899,8 +958,68 @@ fn the_original_database_imports_with_its_ids_as_aliases() {
         ),
         ["BUG-001"]
     );
-    assert_eq!(t.add(&project, "Brand new", json!({})), "BUG-003");
+    let adapted = t.ok(
+        "get_bug",
+        json!({"bug_id": "bug-0000c0de", "project_path": project}),
+    );
+    assert_eq!(adapted["title"], "A title written over two lines");
+    assert_eq!(adapted["tags"], json!(["a-b", "c#", "p1!"]));
+    assert_eq!(adapted["status"], "closed");
+    assert!(adapted["closed_at"].is_string());
+    assert_eq!(t.add(&project, "Brand new", json!({})), "BUG-004");
     assert!(t.server.finish().success());
+
+    // A relative path works from inside the project.
+    let relative = shared
+        .command(&server_bin())
+        .current_dir(&project)
+        .arg("--policy")
+        .arg(&policy)
+        .args(["bugs", "import", ".bugtracker/bugs.db"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&relative.stdout);
+    assert!(
+        relative.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&relative.stderr)
+    );
+    assert!(stdout.contains("imported 0 bug(s)"), "{stdout}");
+
+    // A row the original could not have written stops the import, naming the bug and field,
+    // and nothing (not even the project) is registered.
+    let broken_project = shared.path().join("projects/broken");
+    std::fs::create_dir_all(broken_project.join(".bugtracker")).unwrap();
+    let broken = broken_project.join(".bugtracker/bugs.db");
+    original_database(&broken);
+    rusqlite::Connection::open(&broken)
+        .unwrap()
+        .execute(
+            "UPDATE bugs SET history = '{not json' WHERE id = 'bug-99999999'",
+            [],
+        )
+        .unwrap();
+    let out = shared
+        .command(&server_bin())
+        .arg("--policy")
+        .arg(&policy)
+        .args(["bugs", "import"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bug-99999999")
+            && stderr.contains("history")
+            && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
+    let projects: i64 = rusqlite::Connection::open(shared.path().join("bugs.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM projects", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(projects, 1, "the broken project was not registered");
 
     // A file that is not the original's format is refused, and nothing is imported.
     let bogus = shared.path().join("bogus.db");

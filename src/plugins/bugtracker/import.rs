@@ -76,8 +76,9 @@ pub fn import(
     project: &str,
 ) -> Result<Imported, TrackerError> {
     let old = read_old(old_database)?;
-    let (project, _, _) = queries::init_project(connection, project)?;
+    // The project is registered in the same transaction: a failed import leaves nothing.
     let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (project, _) = queries::ensure_project(&tx, project)?;
     let mut imported = Imported {
         project: project.path.clone(),
         bugs: Vec::new(),
@@ -85,6 +86,7 @@ pub fn import(
         dangling_relations: Vec::new(),
     };
     let mut rows: HashMap<String, i64> = HashMap::new();
+    let mut new_rows = std::collections::HashSet::new();
     for bug in &old {
         let alias = bug.id.trim().to_lowercase();
         let existing: Option<i64> = tx
@@ -107,6 +109,7 @@ pub fn import(
         let number: i64 =
             tx.query_row("SELECT number FROM bugs WHERE id = ?1", [row], |r| r.get(0))?;
         rows.insert(alias, row);
+        new_rows.insert(row);
         imported.bugs.push((bug.id.clone(), BugNumber(number)));
     }
     for bug in &old {
@@ -122,15 +125,21 @@ pub fn import(
                     &format!("unknown relationship {:?}", relation.relationship),
                 )
             })?;
+            let described = format!("{} {} {}", bug.id, kind.as_str(), relation.bug_id);
             match rows.get(&relation.bug_id.trim().to_lowercase()) {
-                Some(&other) if other != row => queries::link(&tx, row, kind, other)?,
-                Some(_) => {}
-                None => imported.dangling_relations.push(format!(
-                    "{} {} {}",
-                    bug.id,
-                    kind.as_str(),
-                    relation.bug_id
-                )),
+                // A relation between two bugs of an earlier import is left as it is now: it
+                // may have been changed since.
+                Some(&other) if other != row => {
+                    if new_rows.contains(&row) || new_rows.contains(&other) {
+                        queries::link(&tx, row, kind, other)?;
+                    }
+                }
+                Some(_) => imported
+                    .dangling_relations
+                    .push(format!("{described} (a bug cannot relate to itself)")),
+                None => imported
+                    .dangling_relations
+                    .push(format!("{described} (the other bug is not in the file)")),
             }
         }
     }
@@ -207,6 +216,43 @@ fn change_value(value: &Value) -> Option<String> {
     }
 }
 
+/// A one-line title of at most [`model::MAX_TITLE_CHARS`]; true when it had to change.
+fn lenient_title(raw: &str) -> (String, bool) {
+    let one_line = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut title: String = one_line.chars().take(model::MAX_TITLE_CHARS).collect();
+    if title.is_empty() {
+        title = "(untitled)".into();
+    }
+    let changed = title != raw;
+    (title, changed)
+}
+
+/// Tags made acceptable (commas and control characters become `-`, over-long tags are cut);
+/// returns the kept tags and those beyond [`model::MAX_TAGS`].
+fn lenient_tags(raw: &[String]) -> (Vec<String>, Vec<String>) {
+    let cleaned: Vec<String> = raw
+        .iter()
+        .map(|tag| {
+            tag.chars()
+                .map(|c| if c == ',' || c.is_control() { '-' } else { c })
+                .take(model::MAX_TAG_CHARS)
+                .collect::<String>()
+        })
+        .filter(|tag| !tag.trim().is_empty())
+        .collect();
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for tag in cleaned {
+        let candidate: Vec<String> = kept.iter().cloned().chain([tag.clone()]).collect();
+        match model::normalise_tags(&candidate) {
+            Ok(_) => kept.push(tag),
+            Err(_) => dropped.push(tag),
+        }
+    }
+    let kept = model::normalise_tags(&kept).unwrap_or_default();
+    (kept, dropped)
+}
+
 fn import_bug(
     tx: &rusqlite::Transaction<'_>,
     project: &queries::Project,
@@ -227,12 +273,22 @@ fn import_bug(
         )
     })?;
     let tags: Vec<String> = json_column(&bug.id, "tags", &bug.tags)?;
+    // The original checked neither titles nor tags: adapt them instead of refusing the row,
+    // and say in the history what was changed.
+    let mut adapted = Vec::new();
+    let (title, shortened) = lenient_title(&bug.title);
+    if shortened {
+        adapted.push(format!("original title: {}", bug.title));
+    }
+    let (tags, dropped) = lenient_tags(&tags);
+    if !dropped.is_empty() {
+        adapted.push(format!("tags not kept: {}", dropped.join(", ")));
+    }
     let new = NewBug {
-        title: model::normalise_title(&bug.title).map_err(|e| invalid(&bug.id, "title", &e))?,
-        description: model::normalise_text("description", bug.description.as_deref().unwrap_or(""))
-            .map_err(|e| invalid(&bug.id, "description", &e))?,
+        title,
+        description: bug.description.as_deref().unwrap_or("").trim().to_owned(),
         priority,
-        tags: model::normalise_tags(&tags).map_err(|e| invalid(&bug.id, "tags", &e))?,
+        tags,
     };
     let history: Vec<OldHistory> = json_column(&bug.id, "history", &bug.history)?;
     let row = queries::insert_bug(tx, project, &new, status, &bug.created_at)?;

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use self::model::{Priority, RelationKind, Status};
-use self::queries::{Filter, NewBug, Project, TrackerError, Update};
+use self::queries::{Action, Filter, NewBug, Project, TrackerError, Update};
 use self::store::{StopFlag, Store};
 use super::{CallContext, Plugin, ToolDefinition, ToolFuture, ToolResult};
 use crate::guard::PathRules;
@@ -191,7 +191,7 @@ impl BugTracker {
         let bug = self
             .run(move |c| {
                 let project = queries::project(c, &path)?;
-                queries::update_bug(c, &project, &args.bug_id, &update, "updated")
+                queries::update_bug(c, &project, &args.bug_id, &update, Action::Update)
             })
             .await?;
         Ok(render::bug("Updated", &bug))
@@ -211,15 +211,7 @@ impl BugTracker {
         let bug = self
             .run(move |c| {
                 let project = queries::project(c, &path)?;
-                let current = queries::get_bug(c, &project, &args.bug_id)?;
-                if current.summary.status == Status::Closed {
-                    return Err(TrackerError::Invalid(format!(
-                        "{} is already closed (at {}); use update_bug to reopen it or add a note",
-                        current.summary.number,
-                        current.summary.closed_at.unwrap_or_default()
-                    )));
-                }
-                queries::update_bug(c, &project, &args.bug_id, &update, "closed")
+                queries::update_bug(c, &project, &args.bug_id, &update, Action::Close)
             })
             .await?;
         Ok(render::bug("Closed", &bug))

@@ -204,7 +204,7 @@ pub fn normalise_text(what: &str, raw: &str) -> Result<String, String> {
 /// Tags lowercased, trimmed, inner whitespace turned into `-`, de-duplicated and sorted.
 ///
 /// # Errors
-/// An empty or over-long tag, a character outside letters, digits and `._:/+-`, or too many.
+/// An empty or over-long tag, a comma or control character, or too many tags.
 pub fn normalise_tags(raw: &[String]) -> Result<Vec<String>, String> {
     let mut tags = Vec::with_capacity(raw.len());
     for written in raw {
@@ -221,12 +221,10 @@ pub fn normalise_tags(raw: &[String]) -> Result<Vec<String>, String> {
                 "tag {written:?} is longer than {MAX_TAG_CHARS} characters"
             ));
         }
-        if let Some(bad) = tag
-            .chars()
-            .find(|c| !(c.is_alphanumeric() || "._:/+-".contains(*c)))
-        {
+        // Commas separate tags in lists; control characters have no place in a label.
+        if let Some(bad) = tag.chars().find(|c| *c == ',' || c.is_control()) {
             return Err(format!(
-                "tag {written:?} contains {bad:?}; tags may hold letters, digits and . _ : / + -"
+                "tag {written:?} contains {bad:?}; tags may not hold commas or control characters"
             ));
         }
         tags.push(tag);
@@ -253,7 +251,11 @@ pub fn fts_query(text: &str) -> Option<String> {
                 None => (word, ""),
             };
             let stem = stem.trim_matches('"');
-            (!stem.is_empty()).then(|| format!("\"{}\"{prefix}", stem.replace('"', "\"\"")))
+            // The tokenizer drops punctuation, so a word without a letter or digit matches
+            // nothing: leave it out instead of silently finding nothing.
+            stem.chars()
+                .any(char::is_alphanumeric)
+                .then(|| format!("\"{}\"{prefix}", stem.replace('"', "\"\"")))
         })
         .collect();
     (!terms.is_empty()).then(|| terms.join(" "))
@@ -305,6 +307,10 @@ mod tests {
             ["auth", "needs-review", "ui"]
         );
         assert!(normalise_tags(&["a,b".into()]).unwrap_err().contains("','"));
+        assert_eq!(
+            normalise_tags(&["C#".into(), "P1!".into()]).unwrap(),
+            ["c#", "p1!"]
+        );
         assert!(
             normalise_tags(&["  ".into()])
                 .unwrap_err()
@@ -332,5 +338,7 @@ mod tests {
         assert_eq!(fts_query("auth*").unwrap(), "\"auth\"*");
         assert_eq!(fts_query("a\"b OR").unwrap(), "\"a\"\"b\" \"OR\"");
         assert_eq!(fts_query("  \"\" * "), None);
+        assert_eq!(fts_query("!!! - **"), None);
+        assert_eq!(fts_query("c++ !!").unwrap(), "\"c++\"");
     }
 }

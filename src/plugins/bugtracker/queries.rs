@@ -22,7 +22,9 @@ pub enum TrackerError {
     )]
     NotInitialised(String),
     /// No such bug in this project.
-    #[error("{reference} not found in project {project}; list_bugs shows the project's bugs")]
+    #[error(
+        "{reference} not found in project {project}; ids look like BUG-001 (imported bugs also answer to their old id), and list_bugs shows them"
+    )]
     BugNotFound {
         /// What the client asked for.
         reference: String,
@@ -38,10 +40,19 @@ pub enum TrackerError {
 }
 
 fn sql_message(error: &rusqlite::Error) -> String {
+    let stopped_at_commit = matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK
+    );
+    if stopped_at_commit {
+        return "the call was stopped (deadline or cancellation) before its change was \
+                committed; nothing was changed"
+            .into();
+    }
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            "the bug database is busy (another process has held its write lock for 10 s); retry"
-                .into()
+            "the bug database is busy (another process holds its write lock); retry".into()
         }
         Some(rusqlite::ErrorCode::OperationInterrupted) => {
             "the database operation was stopped (deadline or cancellation); nothing was changed"
@@ -175,6 +186,24 @@ pub struct Update {
     pub note: Option<String>,
 }
 
+/// What an update call is, for its history entry and its preconditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `update_bug`.
+    Update,
+    /// `close_bug`: refused when the bug is already closed.
+    Close,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Update => "updated",
+            Action::Close => "closed",
+        }
+    }
+}
+
 /// Filters of `list_bugs` and `search_bugs_global`.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -217,21 +246,7 @@ fn immediate(connection: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
 /// SQLite failures.
 pub fn init_project(connection: &mut Connection, path: &str) -> Result<(Project, bool, u64)> {
     let tx = immediate(connection)?;
-    let existing = project_in(&tx, path)?;
-    let (project, created) = match existing {
-        Some(project) => (project, false),
-        None => {
-            tx.execute(
-                "INSERT INTO projects (path, created_at) VALUES (?1, ?2)",
-                params![path, now()],
-            )?;
-            let project = Project {
-                id: tx.last_insert_rowid(),
-                path: path.to_owned(),
-            };
-            (project, true)
-        }
-    };
+    let (project, created) = ensure_project(&tx, path)?;
     let count: i64 = tx.query_row(
         "SELECT count(*) FROM bugs WHERE project_id = ?1",
         [project.id],
@@ -239,6 +254,25 @@ pub fn init_project(connection: &mut Connection, path: &str) -> Result<(Project,
     )?;
     tx.commit()?;
     Ok((project, created, u64::try_from(count).unwrap_or(0)))
+}
+
+/// The project at `path`, registered inside `tx` if it is new; true when it is new.
+pub(super) fn ensure_project(
+    tx: &Transaction<'_>,
+    path: &str,
+) -> rusqlite::Result<(Project, bool)> {
+    if let Some(project) = project_in(tx, path)? {
+        return Ok((project, false));
+    }
+    tx.execute(
+        "INSERT INTO projects (path, created_at) VALUES (?1, ?2)",
+        params![path, now()],
+    )?;
+    let project = Project {
+        id: tx.last_insert_rowid(),
+        path: path.to_owned(),
+    };
+    Ok((project, true))
 }
 
 fn project_in(connection: &Connection, path: &str) -> rusqlite::Result<Option<Project>> {
@@ -389,26 +423,25 @@ pub(super) fn refresh_text(tx: &Transaction<'_>, row: i64) -> rusqlite::Result<(
 /// Not a bug id, or no such bug in this project.
 pub fn resolve(connection: &Connection, project: &Project, reference: &str) -> Result<i64> {
     let wanted = reference.trim();
+    // BUG-NNN first, so that an imported id spelled like one cannot hide a bug of ours.
+    if let Some(number) = BugNumber::parse(wanted) {
+        let row: Option<i64> = connection
+            .prepare_cached("SELECT id FROM bugs WHERE project_id = ?1 AND number = ?2")?
+            .query_row(params![project.id, number.0], |r| r.get(0))
+            .optional()?;
+        if let Some(row) = row {
+            return Ok(row);
+        }
+    }
     let by_alias: Option<i64> = connection
         .prepare_cached("SELECT bug_id FROM aliases WHERE project_id = ?1 AND alias = ?2")?
         .query_row(params![project.id, wanted.to_lowercase()], |r| r.get(0))
         .optional()?;
-    if let Some(row) = by_alias {
-        return Ok(row);
-    }
-    let Some(number) = BugNumber::parse(wanted) else {
-        return Err(TrackerError::Invalid(format!(
-            "{wanted:?} is not a bug id; ids look like BUG-001 (list_bugs shows them)"
-        )));
-    };
-    connection
-        .prepare_cached("SELECT id FROM bugs WHERE project_id = ?1 AND number = ?2")?
-        .query_row(params![project.id, number.0], |r| r.get(0))
-        .optional()?
-        .ok_or_else(|| TrackerError::BugNotFound {
-            reference: number.to_string(),
-            project: project.path.clone(),
-        })
+    by_alias.ok_or_else(|| TrackerError::BugNotFound {
+        reference: BugNumber::parse(wanted)
+            .map_or_else(|| format!("{wanted:?}"), |n| n.to_string()),
+        project: project.path.clone(),
+    })
 }
 
 const SUMMARY_COLUMNS: &str = "b.id, p.path, b.number, b.title, b.status, b.priority, \
@@ -521,8 +554,12 @@ pub fn load_bug(connection: &Connection, project: &Project, row: i64) -> Result<
 /// # Errors
 /// See [`resolve`].
 pub fn get_bug(connection: &Connection, project: &Project, reference: &str) -> Result<Bug> {
-    let row = resolve(connection, project, reference)?;
-    load_bug(connection, project, row)
+    // One read transaction: every part of the bug comes from the same snapshot.
+    let snapshot = connection.unchecked_transaction()?;
+    let row = resolve(&snapshot, project, reference)?;
+    let bug = load_bug(&snapshot, project, row)?;
+    snapshot.finish()?;
+    Ok(bug)
 }
 
 fn relations_text(relations: &BTreeSet<(RelationKind, i64)>, numbers: &[(i64, i64)]) -> String {
@@ -551,12 +588,20 @@ pub fn update_bug(
     project: &Project,
     reference: &str,
     update: &Update,
-    action: &str,
+    action: Action,
 ) -> Result<Bug> {
     let tx = immediate(connection)?;
     let row = resolve(&tx, project, reference)?;
     let current = load_bug(&tx, project, row)?;
     let summary = &current.summary;
+    // Checked inside the write transaction, so two processes cannot both close the bug.
+    if action == Action::Close && summary.status == Status::Closed {
+        return Err(TrackerError::Invalid(format!(
+            "{} is already closed (at {}); use update_bug to reopen it or to add a note",
+            summary.number,
+            summary.closed_at.as_deref().unwrap_or("unknown time")
+        )));
+    }
     let mut changes = Vec::new();
     let mut change = |field: &str, old: &str, new: &str| {
         if old != new {
@@ -585,16 +630,7 @@ pub fn update_bug(
     let mut relation_change = None;
     if let Some(related) = &update.related {
         let wanted = resolve_relations(&tx, project, row, related)?;
-        let existing: BTreeSet<(RelationKind, i64)> = tx
-            .prepare_cached("SELECT kind, other_id FROM relations WHERE bug_id = ?1")?
-            .query_map([row], |r| {
-                let kind: String = r.get(0)?;
-                Ok((
-                    RelationKind::parse(&kind).unwrap_or(RelationKind::RelatedTo),
-                    r.get::<_, i64>(1)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        let existing = relations_of(&tx, row)?;
         if wanted != existing {
             let rows: Vec<i64> = wanted.iter().chain(&existing).map(|(_, o)| *o).collect();
             let numbers = numbers_of(&tx, &rows)?;
@@ -644,18 +680,44 @@ pub fn update_bug(
         set_tags(&tx, row, tags)?;
     }
     if let Some((existing, wanted)) = &relation_change {
+        // The other side of each changed relation gets its own history entry.
+        let others: BTreeSet<i64> = existing
+            .symmetric_difference(wanted)
+            .map(|(_, other)| *other)
+            .collect();
+        let before = others
+            .iter()
+            .map(|other| Ok((*other, relations_of(&tx, *other)?)))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         for (kind, other) in existing.difference(wanted) {
             unlink(&tx, row, *kind, *other)?;
         }
         for (kind, other) in wanted.difference(existing) {
             link(&tx, row, *kind, *other)?;
         }
+        for (other, old) in before {
+            let new = relations_of(&tx, other)?;
+            let rows: Vec<i64> = old.iter().chain(&new).map(|(_, o)| *o).collect();
+            let numbers = numbers_of(&tx, &rows)?;
+            let note = format!("relations changed by an update of {}", summary.number);
+            let change = Change {
+                field: "related_bugs".into(),
+                old: Some(relations_text(&old, &numbers)),
+                new: Some(relations_text(&new, &numbers)),
+            };
+            record_at(&tx, other, &at, "related", Some(&note), &[change])?;
+            tx.execute(
+                "UPDATE bugs SET updated_at = ?2 WHERE id = ?1",
+                params![other, at],
+            )?;
+            refresh_text(&tx, other)?;
+        }
     }
     tx.execute(
         "UPDATE bugs SET updated_at = ?2 WHERE id = ?1",
         params![row, at],
     )?;
-    record_at(&tx, row, &at, action, note, &changes)?;
+    record_at(&tx, row, &at, action.as_str(), note, &changes)?;
     refresh_text(&tx, row)?;
     tx.commit()?;
     load_bug(connection, project, row)
@@ -685,6 +747,23 @@ fn unlink(tx: &Transaction<'_>, row: i64, kind: RelationKind, other: i64) -> rus
     Ok(())
 }
 
+/// The relations a bug has, from its side.
+fn relations_of(
+    connection: &Connection,
+    row: i64,
+) -> rusqlite::Result<BTreeSet<(RelationKind, i64)>> {
+    connection
+        .prepare_cached("SELECT kind, other_id FROM relations WHERE bug_id = ?1")?
+        .query_map([row], |r| {
+            let kind: String = r.get(0)?;
+            Ok((
+                RelationKind::parse(&kind).unwrap_or(RelationKind::RelatedTo),
+                r.get::<_, i64>(1)?,
+            ))
+        })?
+        .collect()
+}
+
 fn numbers_of(connection: &Connection, rows: &[i64]) -> rusqlite::Result<Vec<(i64, i64)>> {
     let mut statement = connection.prepare_cached("SELECT number FROM bugs WHERE id = ?1")?;
     rows.iter()
@@ -707,7 +786,10 @@ fn resolve_relations(
     let mut wanted = BTreeSet::new();
     let mut seen = BTreeSet::new();
     for (reference, kind) in related {
-        let other = resolve(connection, project, reference)?;
+        let other = resolve(connection, project, reference).map_err(|e| match e {
+            TrackerError::BugNotFound { .. } => TrackerError::Invalid(format!("related_bugs: {e}")),
+            other => other,
+        })?;
         if other == row {
             return Err(TrackerError::Invalid(format!(
                 "related_bugs: {reference} is the bug being updated; a bug cannot relate to itself"
@@ -728,6 +810,14 @@ fn resolve_relations(
 /// # Errors
 /// SQLite failures.
 pub fn list_bugs(connection: &Connection, projects: &[Project], filter: &Filter) -> Result<Page> {
+    // The page and (for an empty page) the count come from one snapshot.
+    let snapshot = connection.unchecked_transaction()?;
+    let page = list_in(&snapshot, projects, filter)?;
+    snapshot.finish()?;
+    Ok(page)
+}
+
+fn list_in(connection: &Connection, projects: &[Project], filter: &Filter) -> Result<Page> {
     if projects.is_empty() {
         return Ok(Page {
             total: 0,

@@ -217,23 +217,88 @@ impl Store {
         &self.path
     }
 
-    /// Runs `job` on the connection; `stop` interrupts it between SQLite steps.
-    pub fn run<T>(&self, stop: &StopFlag, job: impl FnOnce(&mut Connection) -> T) -> T {
+    /// Runs `job` on the connection. Once `stop` is set, the job does not start, a running
+    /// statement is interrupted between SQLite steps, a wait for another process's write lock
+    /// ends, and a COMMIT turns into a rollback: a stopped call changes nothing.
+    ///
+    /// # Errors
+    /// The job's own, or an interrupt error when it was stopped before it began.
+    pub fn run<T, E: From<rusqlite::Error>>(
+        &self,
+        stop: &StopFlag,
+        job: impl FnOnce(&mut Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
         // A job that panicked left no open transaction behind (dropping it rolled back).
         let mut connection = self
             .connection
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let flag = stop.clone();
-        if let Err(error) = connection.progress_handler(PROGRESS_STEPS, Some(move || flag.is_set()))
-        {
-            // The job still runs; it just cannot be stopped half-way.
-            tracing::warn!(%error, "cannot install the SQLite progress handler");
+        if stop.is_set() {
+            return Err(interrupted().into());
+        }
+        let _waiting = CurrentStop::install(stop);
+        let (steps, commits) = (stop.clone(), stop.clone());
+        let hooks = connection
+            .progress_handler(PROGRESS_STEPS, Some(move || steps.is_set()))
+            .and_then(|()| connection.commit_hook(Some(move || commits.is_set())));
+        if let Err(error) = hooks {
+            // Without the hooks the job could commit after its caller gave up.
+            return Err(error.into());
         }
         let result = job(&mut connection);
         let _ = connection.progress_handler(0, None::<fn() -> bool>);
+        let _ = connection.commit_hook(None::<fn() -> bool>);
         result
     }
+}
+
+/// The error a stopped job gets (SQLite's own interrupt code).
+fn interrupted() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+        Some("stopped before it began".into()),
+    )
+}
+
+thread_local! {
+    /// The stop flag of the job running on this thread, for the busy handler (SQLite takes a
+    /// plain function there, not a closure).
+    static CURRENT_STOP: std::cell::RefCell<Option<StopFlag>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets [`CURRENT_STOP`] for the duration of one job, also if it panics.
+struct CurrentStop;
+
+impl CurrentStop {
+    fn install(stop: &StopFlag) -> CurrentStop {
+        CURRENT_STOP.with(|current| *current.borrow_mut() = Some(stop.clone()));
+        CurrentStop
+    }
+}
+
+impl Drop for CurrentStop {
+    fn drop(&mut self) {
+        CURRENT_STOP.with(|current| *current.borrow_mut() = None);
+    }
+}
+
+/// SQLite's busy handler: wait for another process's lock with a growing sleep (1 ms up to
+/// 20 ms) for about [`BUSY_TIMEOUT`], and give up at once when the running job is stopped.
+fn wait_for_lock(attempt: i32) -> bool {
+    let stopped =
+        CURRENT_STOP.with(|current| current.borrow().as_ref().is_some_and(StopFlag::is_set));
+    if stopped {
+        return false;
+    }
+    let attempt = u64::try_from(attempt).unwrap_or(0);
+    // Slept so far: 1 + 2 + … + min(attempt, 20), then 20 ms per attempt.
+    let ramp = attempt.min(20);
+    let slept = ramp * (ramp + 1) / 2 + attempt.saturating_sub(20) * 20;
+    if slept >= BUSY_TIMEOUT.as_millis() as u64 {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis((attempt + 1).min(20)));
+    true
 }
 
 /// Creates `path` with mode 0600 if it is missing and tightens it if it exists. SQLite gives
@@ -258,7 +323,7 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
 
 /// Sets the pragmas; returns the journal mode SQLite accepted.
 fn configure(connection: &Connection, synchronous: Synchronous) -> rusqlite::Result<String> {
-    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.busy_handler(Some(wait_for_lock))?;
     let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     // FULL (the default): a bug whose add_bug was answered survives a power cut, not only a
     // crash. NORMAL trades that for about twice the write rate; WAL keeps the file whole.
@@ -324,10 +389,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let version: i64 = store.run(&StopFlag::default(), |c| {
-            c.query_row("PRAGMA user_version", [], |r| r.get(0))
-                .unwrap()
-        });
+        let version: i64 = store
+            .run(&StopFlag::default(), |c| {
+                c.query_row("PRAGMA user_version", [], |r| r.get(0))
+            })
+            .unwrap();
         assert_eq!(version, current_version());
         drop(store);
         // Opening again is a no-op migration.
@@ -376,12 +442,29 @@ mod tests {
     }
 
     #[test]
-    fn a_stopped_job_is_interrupted() {
+    fn a_stopped_job_is_interrupted_and_commits_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("bugs.db"), Synchronous::Normal).unwrap();
+        let count = |store: &Store| -> i64 {
+            store
+                .run(&StopFlag::default(), |c| {
+                    c.query_row("SELECT count(*) FROM projects", [], |r| r.get(0))
+                })
+                .unwrap()
+        };
+        // Stopped before it starts: the job never runs.
         let stop = StopFlag::default();
         stop.stop();
+        let mut ran = false;
+        let result: rusqlite::Result<()> = store.run(&stop, |_| {
+            ran = true;
+            Ok(())
+        });
+        assert!(result.is_err() && !ran);
+        // Stopped while running: a long statement is interrupted.
+        let stop = StopFlag::default();
         let result = store.run(&stop, |c| {
+            stop.stop();
             c.query_row(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000)
                  SELECT count(*) FROM n",
@@ -390,10 +473,53 @@ mod tests {
             )
         });
         assert!(result.is_err(), "{result:?}");
-        // The next job runs normally.
-        let n: i64 = store.run(&StopFlag::default(), |c| {
-            c.query_row("SELECT 1", [], |r| r.get(0)).unwrap()
+        // Stopped just before COMMIT (a small write never reaches a progress check): rolled back.
+        let stop = StopFlag::default();
+        let result = store.run(&stop, |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO projects (path, created_at) VALUES ('/p', 'now')",
+                [],
+            )?;
+            stop.stop();
+            tx.commit()
         });
-        assert_eq!(n, 1);
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(count(&store), 0, "nothing was committed");
+        // The next job runs normally.
+        store
+            .run(&StopFlag::default(), |c| {
+                c.execute(
+                    "INSERT INTO projects (path, created_at) VALUES ('/p', 'now')",
+                    [],
+                )
+            })
+            .unwrap();
+        assert_eq!(count(&store), 1);
+    }
+
+    #[test]
+    fn a_stopped_job_stops_waiting_for_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bugs.db");
+        let store = Store::open(&path, Synchronous::Normal).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let stop = StopFlag::default();
+        let stopper = stop.clone();
+        let timer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            stopper.stop();
+        });
+        // Without the stop this would wait the whole BUSY_TIMEOUT (10 s) and then fail busy.
+        let result = store.run(&stop, |c| c.execute_batch("BEGIN IMMEDIATE; COMMIT;"));
+        timer.join().unwrap();
+        let error = result.unwrap_err();
+        assert_eq!(
+            error.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy),
+            "{error}"
+        );
+        other.execute_batch("ROLLBACK").unwrap();
     }
 }
