@@ -16,10 +16,12 @@ use thiserror::Error;
 
 use crate::cli::{AuditCommand, BugsCommand, Cli, Command};
 use crate::client::{ClientError, StdioClient};
+use crate::egress::{Connector, EgressError};
 use crate::guard::{AuditLog, Guards, PathRules};
 use crate::mcp::Ending;
 use crate::mcp::{SessionSettings, serve};
 use crate::plugins::bugtracker::{self, BugTracker, DefaultProject};
+use crate::plugins::web_search::WebSearch;
 use crate::plugins::{Plugin, Registry, RegistryError};
 use crate::policy::{self, Policy, PolicyError, PolicySource};
 use crate::rpc::code::INVALID_PARAMS;
@@ -104,6 +106,9 @@ pub enum LaunchError {
     /// The bug database could not be opened.
     #[error(transparent)]
     BugDatabase(#[from] bugtracker::store::StoreError),
+    /// The egress connector could not be set up.
+    #[error("cannot set up the network connector: {0}")]
+    Egress(#[source] EgressError),
     /// `bugs import` failed.
     #[error("import failed, nothing was imported: {0}")]
     Import(String),
@@ -117,6 +122,7 @@ impl LaunchError {
         match self {
             LaunchError::Policy(_)
             | LaunchError::Registry(_)
+            | LaunchError::Egress(_)
             | LaunchError::CallArguments(_)
             // An unknown tool or malformed call: the command line was wrong.
             | LaunchError::Call(ClientError::Rpc {
@@ -234,6 +240,11 @@ impl Launcher {
         let (home, cwd) = home_and_cwd();
         let rules = PathRules::new(&policy.filesystem, home.clone(), cwd.clone());
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+        if let Some(search) = &policy.plugins.web_search {
+            // Reads CA files and /etc/resolv.conf now: the sandbox hides them later.
+            let connector = Arc::new(Connector::new(&policy).map_err(LaunchError::Egress)?);
+            plugins.push(Arc::new(WebSearch::new(connector, search.endpoint.clone())));
+        }
         if let Some(settings) = &policy.plugins.bugtracker {
             plugins.push(Arc::new(bugtracker::open(settings, rules, &cwd)?));
             tracing::debug!(
@@ -320,6 +331,9 @@ impl Launcher {
         use std::io::Write;
         let (home, cwd) = home_and_cwd();
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+        if let Some(search) = &policy.plugins.web_search {
+            plugins.push(Arc::new(WebSearch::unconnected(search.endpoint.clone())));
+        }
         if policy.plugins.bugtracker.is_some() {
             let rules = PathRules::new(&policy.filesystem, home, cwd.clone());
             plugins.push(Arc::new(BugTracker::unopened(

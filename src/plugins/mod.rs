@@ -9,6 +9,7 @@
 pub mod bugtracker;
 pub mod discovery;
 pub mod registry;
+pub mod web_search;
 
 use std::future::Future;
 use std::pin::Pin;

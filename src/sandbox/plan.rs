@@ -152,11 +152,27 @@ pub fn plan(policy: &Policy, probe: &dyn Fn(&Path) -> PathKind) -> SandboxPlan {
     }
 
     let blocked = &policy.network.blocked_ports;
+    // DNS over TCP (answers too long for UDP) goes to the name servers' ports.
+    let dns_ports: Vec<u16> = if policy.network.allow_dns {
+        if policy.network.dns_servers.is_empty() {
+            vec![53]
+        } else {
+            policy
+                .network
+                .dns_servers
+                .iter()
+                .map(|s| s.port())
+                .collect()
+        }
+    } else {
+        Vec::new()
+    };
     let tcp_connect: BTreeSet<u16> = policy
         .network
         .allowed_endpoints
         .iter()
         .flat_map(|e| e.ports.iter().copied())
+        .chain(dns_ports)
         .filter(|port| !blocked.contains(port))
         .collect();
     if !policy.network.allowed_ranges.is_empty() {

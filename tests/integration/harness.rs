@@ -143,10 +143,29 @@ impl Server {
         Self::launch(bin, Some(policy), setup)
     }
 
+    /// `bin` with `policy` and extra environment variables.
+    pub fn start_with_env(bin: &Path, policy: &str, env: &[(&str, &str)]) -> Self {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::launch_with(bin, Some(policy), |_| {}, &env)
+    }
+
     fn launch(bin: &Path, policy: Option<&str>, setup: impl FnOnce(&Path)) -> Self {
+        Self::launch_with(bin, policy, setup, &[])
+    }
+
+    fn launch_with(
+        bin: &Path,
+        policy: Option<&str>,
+        setup: impl FnOnce(&Path),
+        env: &[(String, String)],
+    ) -> Self {
         let sandbox = Sandbox::new();
         setup(sandbox.path());
         let mut command = sandbox.command(bin);
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         if let Some(yaml) = policy {
             command
                 .arg("--policy")

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod harness;
+mod netfixtures;
 
 // JSON-RPC framing and parsing rules, each case followed by a liveness ping.
 mod rpc_rules;
@@ -25,3 +26,5 @@ mod modern;
 mod systemd;
 // The bug tracker: tools, isolation, concurrency, crash safety, migration and import.
 mod bugtracker;
+// web_search and the egress connector, against a DNS and an HTTPS server on loopback.
+mod web_search;
