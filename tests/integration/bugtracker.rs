@@ -1055,7 +1055,7 @@ fn a_disabled_tracker_serves_no_bug_tools_and_creates_no_database() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["search_tools", "list_categories"]);
+    assert_eq!(names, ["search_tools", "list_categories", "web_search"]);
     let (status, sandbox) = server.stop();
     assert!(status.success());
     assert!(

@@ -58,9 +58,10 @@ pub fn example(name: &str) -> PathBuf {
 }
 
 /// The tools of the shipped binary, in `tools/list` order.
-pub const BUILTIN_TOOLS: [&str; 9] = [
+pub const BUILTIN_TOOLS: [&str; 10] = [
     "search_tools",
     "list_categories",
+    "web_search",
     "init_bugtracker",
     "add_bug",
     "get_bug",

@@ -147,7 +147,7 @@ fn discovery_tools_answer_with_text_and_structured_content() {
         structured
     );
     assert_eq!(
-        structured["categories"][2],
+        structured["categories"][3],
         json!({
             "category": "text", "version": "1.0.0", "tool_count": 4,
         "tools": ["word_count", "file_info", "plan_command", "wait"]
@@ -177,7 +177,7 @@ fn discovery_tools_answer_with_text_and_structured_content() {
     assert_eq!(tools[0]["inputSchema"]["required"], json!(["text"]));
     let answer = server.call_tool(json!(4), "search_tools", json!({"category": "nope"}));
     assert_eq!(answer["result"]["isError"], true);
-    assert!(tool_text(&answer).contains("available categories: discovery, bugtracker, text"));
+    assert!(tool_text(&answer).contains("available categories: discovery, websearch, bugtracker, text"));
 }
 
 #[test]
