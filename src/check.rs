@@ -47,8 +47,24 @@ pub struct Report {
     pub tools: Vec<Value>,
     /// Things that look wrong but do not stop the server.
     pub warnings: Vec<String>,
+    /// What the egress connector allows, one line per endpoint.
+    pub egress: Vec<EgressRow>,
     /// What the kernel will be asked to enforce.
     pub sandbox: SandboxPlan,
+}
+
+/// One allowed endpoint as the egress connector applies it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EgressRow {
+    /// The host rule (`name`, `*.domain` or an IP address).
+    pub host: String,
+    /// Ports, minus `network.blocked_ports`.
+    pub ports: Vec<u16>,
+    /// `https`, or `https, http`.
+    pub schemes: &'static str,
+    /// Whether the resolver will look the name up (`-` for IP addresses and wildcards that no
+    /// allowlist entry covers).
+    pub dns: &'static str,
 }
 
 /// Builds the report for `policy` served with `registry`.
@@ -58,7 +74,7 @@ pub fn report(
     registry: &Registry,
     plan: &SandboxPlan,
 ) -> Report {
-    use Enforcement::{Kernel, NotYetEnforced, Server};
+    use Enforcement::{Kernel, Server};
     let n = &policy.network;
     let list = |items: Vec<String>| {
         if items.is_empty() {
@@ -92,32 +108,59 @@ pub fn report(
         row(
             "network.allowed_ranges",
             list(n.allowed_ranges.iter().map(ToString::to_string).collect()),
-            NotYetEnforced,
-            "egress connector not built yet; the server makes no network requests",
+            Server,
+            "egress connector: loopback, private, link-local, CGNAT, ULA, NAT64… addresses are refused unless listed (every DNS answer and IP literal)",
         ),
         row(
             "network.allowed_endpoints",
             list(endpoints),
-            Kernel,
-            "Landlock: TCP connect only to these ports (any host); host checks wait for the egress connector",
+            Server,
+            "egress connector: host, port and scheme of every request and redirect hop; kernel: Landlock TCP connect only to these ports",
         ),
         row(
             "network.blocked_ports",
             list(n.blocked_ports.iter().map(u16::to_string).collect()),
-            Kernel,
-            "Landlock: left out of the allowed TCP ports",
+            Server,
+            "egress connector refuses them; kernel: left out of the Landlock TCP ports",
         ),
         row(
             "network.allow_dns",
             n.allow_dns.to_string(),
-            NotYetEnforced,
-            "egress connector not built yet",
+            Server,
+            "resolver: no lookups at all when false",
         ),
         row(
             "network.dns_allowlist",
             list(n.dns_allowlist.iter().map(ToString::to_string).collect()),
-            NotYetEnforced,
-            "egress connector not built yet",
+            Server,
+            "resolver: any other name is refused before a packet is sent",
+        ),
+        row(
+            "network.dns_servers",
+            if n.dns_servers.is_empty() {
+                "(from /etc/resolv.conf)".to_owned()
+            } else {
+                list(n.dns_servers.iter().map(ToString::to_string).collect())
+            },
+            Server,
+            "resolver: the only name servers asked",
+        ),
+        row(
+            "network.ca_certificates",
+            list(
+                n.ca_certificates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+            ),
+            Server,
+            "TLS: trusted beside the compiled-in web PKI roots",
+        ),
+        row(
+            "network.max_redirects",
+            n.max_redirects.to_string(),
+            Server,
+            "HTTP client: redirects followed, each hop checked again",
         ),
         row(
             "filesystem.allowed_paths",
@@ -218,6 +261,21 @@ pub fn report(
             Kernel,
             "oldest Landlock ABI accepted in enforce mode",
         ),
+        row(
+            "limits.max_response_bytes",
+            policy.limits.max_response_bytes.to_string(),
+            Server,
+            "HTTP client: longer response bodies are cut off with an error",
+        ),
+        match &policy.plugins.web_search {
+            Some(search) => row(
+                "plugins.web_search",
+                search.endpoint.to_string(),
+                Server,
+                "web_search queries this page through the egress connector",
+            ),
+            None => row("plugins.web_search", "disabled".into(), Server, "no web_search tool"),
+        },
         match &policy.plugins.bugtracker {
             Some(tracker) => row(
                 "plugins.bugtracker",
@@ -270,16 +328,91 @@ pub fn report(
             "sandbox.mode is off: no capabilities dropped, no Landlock, no seccomp".to_owned(),
         ),
     }
+    if let Some(search) = &policy.plugins.web_search {
+        let rules = crate::egress::EgressRules::new(&policy.network);
+        if let Err(denial) = rules.check_url(&search.endpoint) {
+            warnings.push(format!(
+                "plugins.web_search.endpoint {}: every search will be refused ({})",
+                search.endpoint, denial.0
+            ));
+        } else if let Some(host) = search.endpoint.host_str() {
+            let is_name = search.endpoint.domain().is_some();
+            if is_name && rules.check_dns_name(host).is_err() {
+                warnings.push(format!(
+                    "plugins.web_search.endpoint: {host} is not in network.dns_allowlist, so it cannot be resolved"
+                ));
+            }
+        }
+    }
     Report {
         source: source.to_string(),
         keys,
         tools,
         warnings,
+        egress: egress_rows(policy),
         sandbox: plan.clone(),
     }
 }
 
+fn egress_rows(policy: &Policy) -> Vec<EgressRow> {
+    let network = &policy.network;
+    let rules = crate::egress::EgressRules::new(network);
+    network
+        .allowed_endpoints
+        .iter()
+        .map(|endpoint| {
+            let host = endpoint.host.to_string();
+            let dns = match &endpoint.host {
+                crate::egress::hosts::HostPattern::Exact(name) => {
+                    if name.parse::<std::net::IpAddr>().is_ok() {
+                        "- (address)"
+                    } else if rules.check_dns_name(name).is_ok() {
+                        "yes"
+                    } else {
+                        "NO (not in dns_allowlist)"
+                    }
+                }
+                crate::egress::hosts::HostPattern::Below(_) => "per name (dns_allowlist)",
+            };
+            EgressRow {
+                host,
+                ports: endpoint
+                    .ports
+                    .iter()
+                    .copied()
+                    .filter(|p| !network.blocked_ports.contains(p))
+                    .collect(),
+                schemes: if endpoint.allow_http {
+                    "https, http"
+                } else {
+                    "https"
+                },
+                dns,
+            }
+        })
+        .collect()
+}
+
 impl Report {
+    /// The egress connector's endpoints as text.
+    fn egress_table(&self) -> String {
+        let mut out = String::from("\negress (everything else is refused):\n");
+        if self.egress.is_empty() {
+            out.push_str("  no endpoints: the server makes no network requests\n");
+        }
+        for row in &self.egress {
+            let ports: Vec<String> = row.ports.iter().map(u16::to_string).collect();
+            out.push_str(&format!(
+                "  {}  ports {}  {}  dns: {}\n",
+                row.host,
+                if ports.is_empty() { "(all blocked)".to_owned() } else { ports.join(", ") },
+                row.schemes,
+                row.dns
+            ));
+        }
+        out
+    }
+
     /// The sandbox plan as text.
     fn sandbox_table(&self) -> String {
         let plan = &self.sandbox;
@@ -346,6 +479,7 @@ impl Report {
                 k.key
             ));
         }
+        out.push_str(&self.egress_table());
         out.push_str(&self.sandbox_table());
         out.push_str("\ntools served:\n");
         for category in &self.tools {

@@ -33,9 +33,33 @@ fn check_accepts_the_embedded_default() {
     );
     assert!(stdout.contains("limits.max_line_bytes"), "{stdout}");
     assert!(
-        stdout.contains("NOT YET ENFORCED"),
-        "honest about coverage: {stdout}"
+        stdout.contains(
+            "egress (everything else is refused):\n  lite.duckduckgo.com  ports 443  https  dns: yes\n"
+        ),
+        "the egress table: {stdout}"
     );
+    assert!(stdout.contains("tcp connect: 53, 443;"), "{stdout}");
+    assert!(!stdout.contains("warning: plugins.web_search"), "{stdout}");
+}
+
+#[test]
+fn check_warns_when_web_search_cannot_reach_its_endpoint() {
+    let sandbox = Sandbox::new();
+    let policy = sandbox.policy(
+        "network:\n  allowed_endpoints:\n    - {host: \"*.example.com\", ports: [443], allow_http: true}\n    - {host: 10.0.0.1, ports: [8443]}\n  allow_dns: true\n  dns_allowlist: [a.example.com]\n",
+    );
+    let out = run(&sandbox, &["--policy", policy.to_str().unwrap(), "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("warning: plugins.web_search.endpoint https://lite.duckduckgo.com/lite/: every search will be refused (host lite.duckduckgo.com is not in network.allowed_endpoints)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  *.example.com  ports 443  https, http  dns: per name (dns_allowlist)\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  10.0.0.1  ports 8443  https  dns: - (address)\n"), "{stdout}");
 }
 
 #[test]
