@@ -274,7 +274,12 @@ pub fn report(
                 Server,
                 "web_search queries this page through the egress connector",
             ),
-            None => row("plugins.web_search", "disabled".into(), Server, "no web_search tool"),
+            None => row(
+                "plugins.web_search",
+                "disabled".into(),
+                Server,
+                "no web_search tool",
+            ),
         },
         match &policy.plugins.bugtracker {
             Some(tracker) => row(
@@ -405,7 +410,11 @@ impl Report {
             out.push_str(&format!(
                 "  {}  ports {}  {}  dns: {}\n",
                 row.host,
-                if ports.is_empty() { "(all blocked)".to_owned() } else { ports.join(", ") },
+                if ports.is_empty() {
+                    "(all blocked)".to_owned()
+                } else {
+                    ports.join(", ")
+                },
                 row.schemes,
                 row.dns
             ));

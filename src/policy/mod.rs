@@ -220,10 +220,16 @@ plugins:
         )
         .unwrap();
         let network = &policy.network;
-        assert_eq!(network.allowed_endpoints[0].host.to_string(), "api.example.com");
+        assert_eq!(
+            network.allowed_endpoints[0].host.to_string(),
+            "api.example.com"
+        );
         assert!(network.allowed_endpoints[0].allow_http);
         assert!(!network.allowed_endpoints[1].allow_http);
-        assert_eq!(network.dns_allowlist[0].to_string(), "xn--bcher-kva.example");
+        assert_eq!(
+            network.dns_allowlist[0].to_string(),
+            "xn--bcher-kva.example"
+        );
         let servers: Vec<String> = network.dns_servers.iter().map(|s| s.to_string()).collect();
         assert_eq!(servers, ["9.9.9.9:53", "127.0.0.1:5353", "[::1]:53"]);
         assert_eq!(network.ca_certificates, [PathBuf::from("/home/ann/ca.pem")]);
@@ -243,18 +249,57 @@ plugins:
         assert!(off.plugins.web_search.is_none());
 
         for (yaml, key, words) in [
-            ("network:\n  allowed_endpoints: [{host: \"*\", ports: [443]}]\n", "allowed_endpoints[0].host", "every host"),
-            ("network:\n  allowed_endpoints: [{host: \"*.com\", ports: [443]}]\n", "allowed_endpoints[0].host", "top-level"),
-            ("network:\n  dns_allowlist: [\"ex*ample.com\"]\n", "dns_allowlist[0]", "wildcard"),
-            ("network:\n  allowed_ranges: [\"10.0.0.0/33\"]\n", "allowed_ranges[0]", "CIDR"),
-            ("network:\n  dns_servers: [\"dns.google\"]\n", "dns_servers[0]", "IP address"),
-            ("network:\n  ca_certificates: [\"ca.pem\"]\n", "ca_certificates[0]", "absolute"),
-            ("limits:\n  max_response_bytes: 10\n", "limits.max_response_bytes", "1024"),
-            ("plugins:\n  web_search:\n    endpoint: \"ftp://x.example/\"\n", "plugins.web_search.endpoint", "http(s)"),
-            ("plugins:\n  web_search:\n    endpoint: \"https://x.example/lite/?q=a\"\n", "plugins.web_search.endpoint", "query"),
+            (
+                "network:\n  allowed_endpoints: [{host: \"*\", ports: [443]}]\n",
+                "allowed_endpoints[0].host",
+                "every host",
+            ),
+            (
+                "network:\n  allowed_endpoints: [{host: \"*.com\", ports: [443]}]\n",
+                "allowed_endpoints[0].host",
+                "top-level",
+            ),
+            (
+                "network:\n  dns_allowlist: [\"ex*ample.com\"]\n",
+                "dns_allowlist[0]",
+                "wildcard",
+            ),
+            (
+                "network:\n  allowed_ranges: [\"10.0.0.0/33\"]\n",
+                "allowed_ranges[0]",
+                "CIDR",
+            ),
+            (
+                "network:\n  dns_servers: [\"dns.google\"]\n",
+                "dns_servers[0]",
+                "IP address",
+            ),
+            (
+                "network:\n  ca_certificates: [\"ca.pem\"]\n",
+                "ca_certificates[0]",
+                "absolute",
+            ),
+            (
+                "limits:\n  max_response_bytes: 10\n",
+                "limits.max_response_bytes",
+                "1024",
+            ),
+            (
+                "plugins:\n  web_search:\n    endpoint: \"ftp://x.example/\"\n",
+                "plugins.web_search.endpoint",
+                "http(s)",
+            ),
+            (
+                "plugins:\n  web_search:\n    endpoint: \"https://x.example/lite/?q=a\"\n",
+                "plugins.web_search.endpoint",
+                "query",
+            ),
         ] {
             let error = parse_str(yaml).unwrap_err().to_string();
-            assert!(error.contains(key) && error.contains(words), "{yaml}: {error}");
+            assert!(
+                error.contains(key) && error.contains(words),
+                "{yaml}: {error}"
+            );
         }
     }
 

@@ -237,9 +237,17 @@ mod tests {
     fn tcp_ports_are_the_endpoints_and_the_name_servers() {
         let ports = |yaml: &str| plan(&policy(yaml), &probe).tcp_connect;
         let endpoints = "network:\n  allowed_endpoints:\n    - {host: a.com, ports: [443, 8443]}\n  blocked_ports: [8443]\n";
-        assert_eq!(ports(endpoints), BTreeSet::from([443]), "no DNS: no port 53");
+        assert_eq!(
+            ports(endpoints),
+            BTreeSet::from([443]),
+            "no DNS: no port 53"
+        );
         let with_dns = format!("{endpoints}  allow_dns: true\n");
-        assert_eq!(ports(&with_dns), BTreeSet::from([53, 443]), "resolv.conf servers");
+        assert_eq!(
+            ports(&with_dns),
+            BTreeSet::from([53, 443]),
+            "resolv.conf servers"
+        );
         let own = format!("{with_dns}  dns_servers: [\"127.0.0.1:5353\"]\n");
         assert_eq!(ports(&own), BTreeSet::from([443, 5353]));
     }

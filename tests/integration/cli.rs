@@ -59,7 +59,10 @@ fn check_warns_when_web_search_cannot_reach_its_endpoint() {
         stdout.contains("  *.example.com  ports 443  https, http  dns: per name (dns_allowlist)\n"),
         "{stdout}"
     );
-    assert!(stdout.contains("  10.0.0.1  ports 8443  https  dns: - (address)\n"), "{stdout}");
+    assert!(
+        stdout.contains("  10.0.0.1  ports 8443  https  dns: - (address)\n"),
+        "{stdout}"
+    );
 }
 
 #[test]

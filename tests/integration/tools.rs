@@ -177,7 +177,9 @@ fn discovery_tools_answer_with_text_and_structured_content() {
     assert_eq!(tools[0]["inputSchema"]["required"], json!(["text"]));
     let answer = server.call_tool(json!(4), "search_tools", json!({"category": "nope"}));
     assert_eq!(answer["result"]["isError"], true);
-    assert!(tool_text(&answer).contains("available categories: discovery, websearch, bugtracker, text"));
+    assert!(
+        tool_text(&answer).contains("available categories: discovery, websearch, bugtracker, text")
+    );
 }
 
 #[test]
