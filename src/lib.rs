@@ -14,6 +14,8 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod egress;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod guard;
 pub mod logging;
 pub mod mcp;

@@ -28,3 +28,5 @@ mod systemd;
 mod bugtracker;
 // web_search and the egress connector, against a DNS and an HTTPS server on loopback.
 mod web_search;
+// The fuzz corpora, replayed through the fuzz targets' property checks.
+mod fuzz_corpus;

@@ -1,0 +1,6 @@
+//! Fuzz target `host_rules`: the properties are in `mcp_secure_server::fuzz::host_rules`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    mcp_secure_server::fuzz::host_rules(data);
+});
