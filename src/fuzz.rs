@@ -137,8 +137,7 @@ pub fn path_rules(data: &[u8]) {
     };
     let yaml = "filesystem:\n  allowed_paths: [\"/srv/fuzz/allowed/**\"]\n  denied_paths: [\"**/.ssh/**\", \"**/*.pem\"]\n";
     let env = |_: &str| Some("/home/fuzz".to_owned());
-    let policy =
-        crate::policy::parse(yaml, &crate::policy::PolicySource::Embedded, &env).unwrap();
+    let policy = crate::policy::parse(yaml, &crate::policy::PolicySource::Embedded, &env).unwrap();
     let rules = crate::guard::PathRules::new(
         &policy.filesystem,
         Some("/home/fuzz".into()),
@@ -151,7 +150,10 @@ pub fn path_rules(data: &[u8]) {
             "{raw:?} resolved to {resolved:?}, outside the allowed root"
         );
         let lower = resolved.to_lowercase();
-        assert!(!lower.contains("/.ssh/") && !lower.ends_with("/.ssh"), "{resolved:?}");
+        assert!(
+            !lower.contains("/.ssh/") && !lower.ends_with("/.ssh"),
+            "{resolved:?}"
+        );
         assert!(!lower.ends_with(".pem"), "{resolved:?}");
         assert!(
             path.components()
@@ -199,13 +201,22 @@ pub fn host_rules(data: &[u8]) {
         }
     }
     if let Ok(HostPattern::Below(domain)) = HostPattern::parse(pattern) {
-        assert!(domain.contains('.'), "*.{domain} covers a whole top-level domain");
-        assert!(!HostPattern::Below(domain.clone()).matches(&domain), "the apex never matches");
+        assert!(
+            domain.contains('.'),
+            "*.{domain} covers a whole top-level domain"
+        );
+        assert!(
+            !HostPattern::Below(domain.clone()).matches(&domain),
+            "the apex never matches"
+        );
     }
 }
 
+/// A property check over arbitrary bytes.
+pub type Check = fn(&[u8]);
+
 /// Every target, by the name of its `fuzz/fuzz_targets/*.rs` file and corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("rpc_parse", rpc_parse),
     ("line_framing", line_framing),
     ("policy_load", policy_load),

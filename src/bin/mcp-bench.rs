@@ -198,6 +198,16 @@ fn compare_sandbox(args: &Args) -> Result<Value, String> {
         client.initialize(TIMEOUT).map_err(|e| e.to_string())?;
         Ok(client)
     };
+    // Start-up, alternating.
+    let (mut on_spawns, mut off_spawns) = (Vec::new(), Vec::new());
+    for _ in 0..args.spawns.max(1) {
+        for (policy, times) in [(None, &mut on_spawns), (Some(&off_policy), &mut off_spawns)] {
+            let begin = Instant::now();
+            let client = start(policy.map(|p| p.as_path()))?;
+            times.push(begin.elapsed());
+            client.finish(TIMEOUT).map_err(|e| e.to_string())?;
+        }
+    }
     let mut on = start(None)?;
     let mut off = start(Some(&off_policy))?;
     let _ = std::fs::remove_file(&off_policy);
@@ -219,44 +229,82 @@ fn compare_sandbox(args: &Args) -> Result<Value, String> {
     }
     on.finish(TIMEOUT).map_err(|e| e.to_string())?;
     off.finish(TIMEOUT).map_err(|e| e.to_string())?;
-    on_times.sort();
-    off_times.sort();
-    let (on_p50, off_p50) = (percentile(&on_times, 50.0), percentile(&off_times, 50.0));
+    let add_bug = if args.bugs > 0 {
+        Some(compare_add_bug(args)?)
+    } else {
+        None
+    };
     Ok(json!({
-        "calls_each": on_times.len(),
-        "on_p50_us": micros(on_p50),
-        "off_p50_us": micros(off_p50),
-        "ratio_p50": (on_p50.as_secs_f64() / off_p50.as_secs_f64().max(1e-9) * 1000.0).round() / 1000.0,
+        "spawn_to_initialize": ratio(&mut on_spawns, &mut off_spawns, millis, "ms"),
+        "round_trip": ratio(&mut on_times, &mut off_times, micros, "us"),
+        "add_bug": add_bug,
     }))
 }
 
-/// The bug tracker on a fresh database in a temp directory: sequential `add_bug`, then
-/// filtered `list_bugs` on a project of `--bug-project-size` bugs. Our server gets a policy
-/// that allows the directory and lifts the rate limit; another server gets `MCP_PROJECT_PATH`.
-fn bug_tracker(args: &Args) -> Result<Value, String> {
-    let dir = std::env::temp_dir().join(format!("mcp-bench-bugs-{}", std::process::id()));
-    let project = dir.join("project");
-    std::fs::create_dir_all(&project).map_err(|e| e.to_string())?;
-    let result = bug_tracker_in(args, &dir, &project);
+/// p50 of two samples and their ratio.
+fn ratio(
+    on: &mut [Duration],
+    off: &mut [Duration],
+    unit: fn(Duration) -> f64,
+    unit_name: &str,
+) -> Value {
+    on.sort();
+    off.sort();
+    let (on_p50, off_p50) = (percentile(on, 50.0), percentile(off, 50.0));
+    json!({
+        "samples_each": on.len(),
+        format!("on_p50_{unit_name}"): unit(on_p50),
+        format!("off_p50_{unit_name}"): unit(off_p50),
+        "ratio_p50": (on_p50.as_secs_f64() / off_p50.as_secs_f64().max(1e-9) * 1000.0).round() / 1000.0,
+    })
+}
+
+/// Sequential `add_bug` with the sandbox on and off, in alternating blocks.
+fn compare_add_bug(args: &Args) -> Result<Value, String> {
+    let dir = std::env::temp_dir().join(format!("mcp-bench-cmp-{}", std::process::id()));
+    let result = (|| {
+        let mut on = bug_server(args, &dir.join("on"), "enforce")?;
+        let mut off = bug_server(args, &dir.join("off"), "off")?;
+        let (mut on_times, mut off_times) = (Vec::new(), Vec::new());
+        let block = 100;
+        for round in 0..(args.bugs / block).max(2) {
+            for ((client, project), times) in [(&mut on, &mut on_times), (&mut off, &mut off_times)]
+            {
+                for i in 0..block {
+                    let begin = Instant::now();
+                    client.call(
+                        "add_bug",
+                        json!({"title": format!("bug {round}-{i}"), "project_path": project}),
+                    )?;
+                    if round > 0 {
+                        times.push(begin.elapsed());
+                    }
+                }
+            }
+        }
+        on.0.finish()?;
+        off.0.finish()?;
+        Ok(ratio(&mut on_times, &mut off_times, micros, "us"))
+    })();
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn bug_tracker_in(
-    args: &Args,
-    dir: &std::path::Path,
-    project: &std::path::Path,
-) -> Result<Value, String> {
+/// A client of a server with the bug tracker on a fresh database in `dir`, its project
+/// initialised; returns it with the project path.
+fn bug_server(args: &Args, dir: &std::path::Path, mode: &str) -> Result<(Caller, String), String> {
+    let project = dir.join("project");
+    std::fs::create_dir_all(&project).map_err(|e| e.to_string())?;
     let mut command = server_command(args)?;
     command
         .env("HOME", dir)
         .env("XDG_STATE_HOME", dir.join("state"))
-        .env("MCP_PROJECT_PATH", project)
-        .current_dir(project);
+        .env("MCP_PROJECT_PATH", &project)
+        .current_dir(&project);
     if args.server.is_empty() {
         let policy = dir.join("policy.yaml");
         let yaml = format!(
-            "filesystem:\n  allowed_paths: [\"{}/**\"]\ntools:\n  rate_limits: {{default: 100000000}}\n",
+            "filesystem:\n  allowed_paths: [\"{}/**\"]\ntools:\n  rate_limits: {{default: 100000000}}\nsandbox:\n  mode: {mode}\n",
             project.display()
         );
         std::fs::write(&policy, yaml).map_err(|e| e.to_string())?;
@@ -265,12 +313,24 @@ fn bug_tracker_in(
     let mut client = StdioClient::spawn(command).map_err(|e| e.to_string())?;
     client.initialize(TIMEOUT).map_err(|e| e.to_string())?;
     let project_path = project.to_string_lossy().into_owned();
-    let mut id = 0u64;
-    let mut call = |client: &mut StdioClient, tool: &str, arguments: Value| {
-        id += 1;
-        let answer = client
+    let mut caller = Caller { client, id: 0 };
+    caller.call("init_bugtracker", json!({"project_path": project_path}))?;
+    Ok((caller, project_path))
+}
+
+/// A client that numbers its calls and fails on any error answer.
+struct Caller {
+    client: StdioClient,
+    id: u64,
+}
+
+impl Caller {
+    fn call(&mut self, tool: &str, arguments: Value) -> Result<(), String> {
+        self.id += 1;
+        let answer = self
+            .client
             .request(
-                json!(id),
+                json!(self.id),
                 "tools/call",
                 json!({"name": tool, "arguments": arguments}),
                 TIMEOUT,
@@ -280,12 +340,28 @@ fn bug_tracker_in(
             return Err(format!("{tool} failed: {answer}"));
         }
         Ok(())
-    };
-    call(
-        &mut client,
-        "init_bugtracker",
-        json!({"project_path": project_path}),
-    )?;
+    }
+
+    fn finish(self) -> Result<(), String> {
+        self.client
+            .finish(TIMEOUT)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The bug tracker on a fresh database in a temp directory: sequential `add_bug`, then
+/// filtered `list_bugs` on a project of `--bug-project-size` bugs. Our server gets a policy
+/// that allows the directory and lifts the rate limit; another server gets `MCP_PROJECT_PATH`.
+fn bug_tracker(args: &Args) -> Result<Value, String> {
+    let dir = std::env::temp_dir().join(format!("mcp-bench-bugs-{}", std::process::id()));
+    let result = bug_tracker_in(args, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn bug_tracker_in(args: &Args, dir: &std::path::Path) -> Result<Value, String> {
+    let (mut caller, project_path) = bug_server(args, dir, "enforce")?;
     let new_bug = |i: usize| {
         let priority = ["low", "medium", "high", "critical"][i % 4];
         let tags = [["ui", "auth", "db", "perf"][i % 4], ["x", "y"][i % 2]];
@@ -301,7 +377,7 @@ fn bug_tracker_in(
     let start = Instant::now();
     for i in 0..args.bugs {
         let begin = Instant::now();
-        call(&mut client, "add_bug", new_bug(i))?;
+        caller.call("add_bug", new_bug(i))?;
         adds.push(begin.elapsed());
     }
     let add_rate = args.bugs as f64 / start.elapsed().as_secs_f64();
@@ -318,9 +394,9 @@ fn bug_tracker_in(
             bytes.extend(request.to_string().into_bytes());
             bytes.push(b'\n');
         }
-        client.send_raw(&bytes).map_err(|e| e.to_string())?;
+        caller.client.send_raw(&bytes).map_err(|e| e.to_string())?;
         for _ in 0..batch {
-            client.recv(TIMEOUT).map_err(|e| e.to_string())?;
+            caller.client.recv(TIMEOUT).map_err(|e| e.to_string())?;
         }
         created += batch;
     }
@@ -342,13 +418,13 @@ fn bug_tracker_in(
         let mut times = Vec::new();
         for _ in 0..30 {
             let begin = Instant::now();
-            call(&mut client, "list_bugs", filter.clone())?;
+            caller.call("list_bugs", filter.clone())?;
             times.push(begin.elapsed());
         }
         times.sort();
         lists.insert(name.to_owned(), json!(millis(percentile(&times, 50.0))));
     }
-    client.finish(TIMEOUT).map_err(|e| e.to_string())?;
+    caller.finish()?;
     Ok(json!({
         "add_bug": {
             "calls": args.bugs,
@@ -449,16 +525,30 @@ fn print_table(report: &Value) {
     );
     println!("{:<36} {:>12}", "peak RSS (MiB)", report["peak_rss_mib"]);
     let cost = &report["sandbox_on_vs_off"];
-    if !cost.is_null() {
+    for (name, unit) in [
+        ("spawn_to_initialize", "ms"),
+        ("round_trip", "us"),
+        ("add_bug", "us"),
+    ] {
+        let row = &cost[name];
+        if row.is_null() {
+            continue;
+        }
         println!(
             "{:<36} {:>12}",
-            "round trip p50 sandbox on (us)", cost["on_p50_us"]
+            format!("{name} p50 sandbox on ({unit})"),
+            row[format!("on_p50_{unit}")]
         );
         println!(
             "{:<36} {:>12}",
-            "round trip p50 sandbox off (us)", cost["off_p50_us"]
+            format!("{name} p50 sandbox off ({unit})"),
+            row[format!("off_p50_{unit}")]
         );
-        println!("{:<36} {:>12}", "sandbox on / off (p50)", cost["ratio_p50"]);
+        println!(
+            "{:<36} {:>12}",
+            format!("{name} sandbox on / off"),
+            row["ratio_p50"]
+        );
     }
     let bugs = &report["bugtracker"];
     if !bugs.is_null() {

@@ -19,7 +19,11 @@ fn every_corpus_input_keeps_its_properties() {
         for input in inputs {
             let data = std::fs::read(&input).unwrap();
             let outcome = std::panic::catch_unwind(|| check(&data));
-            assert!(outcome.is_ok(), "{name}: {} breaks a property", input.display());
+            assert!(
+                outcome.is_ok(),
+                "{name}: {} breaks a property",
+                input.display()
+            );
         }
     }
 }
