@@ -340,9 +340,9 @@ pub fn report(
                 "plugins.web_search.endpoint {}: every search will be refused ({})",
                 search.endpoint, denial.0
             ));
-        } else if let Some(host) = search.endpoint.host_str() {
-            let is_name = search.endpoint.domain().is_some();
-            if is_name && rules.check_dns_name(host).is_err() {
+        } else if let Some(host) = search.endpoint.domain() {
+            let host = crate::egress::hosts::normalise_name(host).unwrap_or_default();
+            if rules.check_dns_name(&host).is_err() {
                 warnings.push(format!(
                     "plugins.web_search.endpoint: {host} is not in network.dns_allowlist, so it cannot be resolved"
                 ));
@@ -369,8 +369,12 @@ fn egress_rows(policy: &Policy) -> Vec<EgressRow> {
             let host = endpoint.host.to_string();
             let dns = match &endpoint.host {
                 crate::egress::hosts::HostPattern::Exact(name) => {
-                    if name.parse::<std::net::IpAddr>().is_ok() {
-                        "- (address)"
+                    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+                        if rules.check_address(ip).is_ok() {
+                            "- (address)"
+                        } else {
+                            "- (address REFUSED: outside network.allowed_ranges)"
+                        }
                     } else if rules.check_dns_name(name).is_ok() {
                         "yes"
                     } else {

@@ -33,6 +33,7 @@ const SPECIAL: &[(&str, &str)] = &[
     ("::/128", "unspecified"),
     ("::1/128", "loopback"),
     ("::ffff:0:0/96", "IPv4-mapped IPv6"),
+    ("::ffff:0:0:0/96", "IPv4-translated IPv6"),
     ("::/96", "IPv4-compatible IPv6"),
     ("64:ff9b::/96", "NAT64"),
     ("64:ff9b:1::/48", "NAT64 (local use)"),
@@ -56,9 +57,47 @@ static TABLE: LazyLock<Vec<(IpNet, &'static str)>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Global unicast IPv6 (RFC 4291); everything outside it and the table is reserved.
+static GLOBAL_UNICAST: LazyLock<Option<IpNet>> = LazyLock::new(|| "2000::/3".parse().ok());
+
 /// The special range `ip` is in, as (range, kind); `None` for ordinary public unicast.
 pub fn special_range(ip: IpAddr) -> Option<(IpNet, &'static str)> {
-    TABLE.iter().find(|(net, _)| net.contains(&ip)).copied()
+    if let Some(found) = TABLE.iter().find(|(net, _)| net.contains(&ip)).copied() {
+        return Some(found);
+    }
+    match (ip, *GLOBAL_UNICAST) {
+        (IpAddr::V6(_), Some(global)) if !global.contains(&ip) => {
+            Some((IpNet::from(ip), "reserved (outside 2000::/3)"))
+        }
+        _ => None,
+    }
+}
+
+/// The IPv4 address an IPv6 address carries, for the forms that route to it: IPv4-mapped and
+/// -compatible, NAT64 (well-known prefix), 6to4 and Teredo (the client address).
+pub fn embedded_ipv4(ip: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let o = ip.octets();
+    let seg = ip.segments();
+    let tail = std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    if seg[..6] == [0; 6] && seg[6..] != [0, 0] && seg[6..] != [0, 1] {
+        return Some(tail);
+    }
+    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4] {
+        return Some(tail);
+    }
+    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1 {
+        return Some(tail);
+    }
+    if seg[0] == 0x2002 {
+        return Some(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    if seg[0] == 0x2001 && seg[1] == 0 {
+        return Some(std::net::Ipv4Addr::new(!o[12], !o[13], !o[14], !o[15]));
+    }
+    None
 }
 
 /// Allows `ip` if it is public unicast or inside `allowed_ranges`.
@@ -68,6 +107,14 @@ pub fn special_range(ip: IpAddr) -> Option<(IpNet, &'static str)> {
 /// `10.1.2.3 (private, 10.0.0.0/8), outside network.allowed_ranges`.
 pub fn check(ip: IpAddr, allowed_ranges: &[IpNet]) -> Result<(), String> {
     if allowed_ranges.iter().any(|net| net.contains(&ip)) {
+        // An allowed translation range (NAT64 on a DNS64 network, say) must not let in the
+        // private IPv4 address it carries: that one is checked on its own.
+        if let IpAddr::V6(v6) = ip {
+            if let Some(v4) = embedded_ipv4(v6) {
+                return check(IpAddr::V4(v4), allowed_ranges)
+                    .map_err(|reason| format!("{ip} carries {reason}"));
+            }
+        }
         return Ok(());
     }
     match special_range(ip) {
@@ -174,5 +221,36 @@ mod tests {
         // The mapped spelling of an allowed IPv4 address is still refused.
         assert!(check("::ffff:127.0.0.1".parse().unwrap(), &allowed).is_err());
         assert!(check("fc00::1".parse().unwrap(), &allowed).is_err());
+    }
+
+    #[test]
+    fn an_allowed_translation_range_still_checks_the_ipv4_inside() {
+        let nat64: Vec<IpNet> = vec!["64:ff9b::/96".parse().unwrap()];
+        assert_eq!(
+            check("64:ff9b::808:808".parse().unwrap(), &nat64),
+            Ok(()),
+            "8.8.8.8"
+        );
+        let metadata = check("64:ff9b::a9fe:a9fe".parse().unwrap(), &nat64).unwrap_err();
+        assert!(metadata.contains("169.254.169.254"), "{metadata}");
+        let six_to_four: Vec<IpNet> = vec!["2002::/16".parse().unwrap()];
+        assert!(
+            check("2002:a00:1::1".parse().unwrap(), &six_to_four).is_err(),
+            "10.0.0.1"
+        );
+        let teredo: Vec<IpNet> = vec!["2001::/32".parse().unwrap()];
+        // Teredo's client address is stored inverted: !7f000001 = 80ffff fe.
+        assert!(
+            check("2001:0:1:2::80ff:fffe".parse().unwrap(), &teredo).is_err(),
+            "127.0.0.1"
+        );
+        assert_eq!(embedded_ipv4("2001:db8::1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn ipv6_outside_global_unicast_is_reserved() {
+        for text in ["4000::1", "::ffff:0:a00:1", "1::"] {
+            assert!(check(text.parse().unwrap(), &[]).is_err(), "{text}");
+        }
     }
 }

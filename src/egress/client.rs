@@ -96,8 +96,7 @@ impl Connector {
         let rules = Arc::new(EgressRules::new(network));
         let tls = tls_config(&network.ca_certificates)?;
         let servers = NameServers::from_policy(&network.dns_servers);
-        let resolver = AllowlistResolver::new(Arc::clone(&rules), &servers)
-            .map_err(|e| EgressError::Setup(format!("cannot set up DNS: {e}")))?;
+        let resolver = AllowlistResolver::new(Arc::clone(&rules), &servers);
         let max_redirects = network.max_redirects;
         let hop_rules = Arc::clone(&rules);
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
@@ -112,6 +111,8 @@ impl Connector {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .no_proxy()
+            // The query string of one hop is nobody else's business.
+            .referer(false)
             .dns_resolver(Arc::new(resolver))
             .redirect(redirects)
             .connect_timeout(CONNECT_TIMEOUT)

@@ -61,10 +61,24 @@ impl HostPattern {
         if let Ok(ip) = text.trim_matches(['[', ']']).parse::<IpAddr>() {
             return Ok(HostPattern::Exact(ip.to_string()));
         }
+        // URLs spell IPv4 addresses in odd ways (`127.1`, `0x7f.0.0.1`, `2130706433`) and the
+        // URL parser turns them into the plain address; a rule must be compared in that form.
+        if !text.contains('*') {
+            if let Ok(url::Host::Ipv4(ip)) = url::Host::parse(text) {
+                return Ok(HostPattern::Exact(ip.to_string()));
+            }
+        }
         if let Some(suffix) = text.strip_prefix("*.") {
             let suffix = normalise_name(suffix).map_err(|_| {
                 format!("{raw:?} is not a host pattern; write e.g. \"*.example.com\"")
             })?;
+            let last_label = suffix.rsplit('.').next().unwrap_or_default();
+            if last_label.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "{raw:?} looks like part of an IP address; a wildcard is for DNS names \
+                     (list addresses one by one, or use network.allowed_ranges)"
+                ));
+            }
             if !suffix.contains('.') {
                 return Err(format!(
                     "{raw:?} would allow every name under a top-level domain; name the domain, \
@@ -82,13 +96,17 @@ impl HostPattern {
         normalise_name(text).map(HostPattern::Exact)
     }
 
-    /// Whether the already normalised `name` (or canonical IP text) matches.
+    /// Whether the already normalised `name` (or canonical IP text) matches. A wildcard never
+    /// matches an IP address.
     pub fn matches(&self, name: &str) -> bool {
         match self {
             HostPattern::Exact(exact) => exact == name,
-            HostPattern::Below(suffix) => name
-                .strip_suffix(suffix.as_str())
-                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            HostPattern::Below(suffix) => {
+                name.parse::<IpAddr>().is_err()
+                    && name
+                        .strip_suffix(suffix.as_str())
+                        .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+            }
         }
     }
 }
@@ -172,6 +190,27 @@ mod tests {
             HostPattern::parse("*.com")
                 .unwrap_err()
                 .contains("top-level")
+        );
+    }
+
+    #[test]
+    fn odd_ip_spellings_become_addresses_and_numeric_wildcards_are_refused() {
+        for spelling in ["127.1", "0x7f.0.0.1", "2130706433", "127.0.0.1."] {
+            assert_eq!(
+                HostPattern::parse(spelling).unwrap(),
+                HostPattern::Exact("127.0.0.1".into()),
+                "{spelling}"
+            );
+        }
+        assert!(
+            HostPattern::parse("*.0.0.1")
+                .unwrap_err()
+                .contains("IP address")
+        );
+        let rule = HostPattern::Below("0.0.1".into());
+        assert!(
+            !rule.matches("127.0.0.1"),
+            "a wildcard never matches an address"
         );
     }
 

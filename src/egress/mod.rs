@@ -8,6 +8,7 @@
 
 pub mod addresses;
 pub mod client;
+pub mod dns;
 pub mod hosts;
 pub mod resolver;
 pub mod rules;

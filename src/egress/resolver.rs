@@ -7,20 +7,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{
-    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
-use hickory_resolver::net::NetError;
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-
+use super::dns::{LookupError, StubResolver};
 use super::hosts::normalise_name;
 use super::rules::{Denial, EgressRules};
-
-/// How long one name server has to answer one query.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A lookup that failed for a reason other than policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,14 +18,14 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct DnsFailure {
     /// The name.
     pub name: String,
-    /// What the resolver said.
+    /// What went wrong.
     pub detail: String,
 }
 
 /// Why a name did not resolve to usable addresses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveFailure {
-    /// The policy refused the name or an address of its answer.
+    /// The policy refused the name, a CNAME target, or an address of the answer.
     #[error(transparent)]
     Denied(#[from] Denial),
     /// DNS itself failed.
@@ -54,14 +44,8 @@ impl NameServers {
         if !servers.is_empty() {
             return NameServers(servers.to_vec());
         }
-        match hickory_resolver::system_conf::read_system_conf() {
-            Ok((config, _)) => NameServers(
-                config
-                    .name_servers
-                    .iter()
-                    .map(|ns| SocketAddr::new(ns.ip, 53))
-                    .collect(),
-            ),
+        match std::fs::read_to_string("/etc/resolv.conf") {
+            Ok(text) => NameServers(parse_resolv_conf(&text)),
             Err(error) => {
                 tracing::warn!(%error, "cannot read /etc/resolv.conf; set network.dns_servers");
                 NameServers(Vec::new())
@@ -75,93 +59,63 @@ impl NameServers {
     }
 }
 
-/// The resolver the HTTP client uses.
-pub struct AllowlistResolver {
-    rules: Arc<EgressRules>,
-    resolver: Option<TokioResolver>,
+/// The `nameserver` addresses of a resolv.conf (port 53). Scoped IPv6 addresses
+/// (`fe80::1%eth0`) are skipped with a warning: give them in `network.dns_servers` instead.
+pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("nameserver"))
+                .then(|| words.next())
+                .flatten()
+        })
+        .filter_map(|address| match address.parse::<IpAddr>() {
+            Ok(ip) => Some(SocketAddr::new(ip, 53)),
+            Err(_) => {
+                tracing::warn!(
+                    address,
+                    "resolv.conf name server skipped; list it in network.dns_servers"
+                );
+                None
+            }
+        })
+        .collect()
 }
 
-impl std::fmt::Debug for AllowlistResolver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AllowlistResolver").finish_non_exhaustive()
-    }
+/// The resolver the HTTP client uses.
+#[derive(Debug, Clone)]
+pub struct AllowlistResolver {
+    rules: Arc<EgressRules>,
+    stub: StubResolver,
 }
 
 impl AllowlistResolver {
-    /// A resolver asking `servers` (UDP, then TCP for truncated answers), never `/etc/hosts`.
-    ///
-    /// # Errors
-    /// The resolver cannot be built.
-    pub fn new(rules: Arc<EgressRules>, servers: &NameServers) -> Result<Self, String> {
-        if servers.addresses().is_empty() {
-            return Ok(AllowlistResolver {
-                rules,
-                resolver: None,
-            });
-        }
-        let name_servers = servers
-            .addresses()
-            .iter()
-            .map(|addr| {
-                let mut server = NameServerConfig::udp_and_tcp(addr.ip());
-                for connection in &mut server.connections {
-                    connection.port = addr.port();
-                }
-                server
-            })
-            .collect();
-        let mut options = ResolverOpts::default();
-        options.timeout = QUERY_TIMEOUT;
-        options.attempts = 2;
-        options.use_hosts_file = ResolveHosts::Never;
-        options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-        options.ndots = 0;
-        let mut builder = TokioResolver::builder_with_config(
-            ResolverConfig::from_name_servers(name_servers),
-            TokioRuntimeProvider::default(),
-        );
-        *builder.options_mut() = options;
-        let resolver = builder.build().map_err(|e| e.to_string())?;
-        Ok(AllowlistResolver {
+    /// A resolver asking `servers`; `/etc/hosts` is never read.
+    pub fn new(rules: Arc<EgressRules>, servers: &NameServers) -> Self {
+        AllowlistResolver {
             rules,
-            resolver: Some(resolver),
-        })
+            stub: StubResolver::new(servers.addresses().to_vec()),
+        }
     }
 
     /// The checked addresses of `name`.
     ///
     /// # Errors
-    /// The name is not allowlisted (nothing sent), DNS failed, or an address of the answer is
-    /// refused (the whole answer is then refused).
+    /// The name (or a CNAME target) is not allowlisted, so it is not queried; DNS failed; or
+    /// an address of the answer is refused (the whole answer is then refused).
     pub async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, ResolveFailure> {
         let name = normalise_name(name).map_err(Denial)?;
-        self.rules.check_dns_name(&name)?;
-        let Some(resolver) = &self.resolver else {
-            return Err(DnsFailure {
-                name,
-                detail: "no name servers are configured; set network.dns_servers in the policy"
-                    .into(),
-            }
-            .into());
-        };
-        // The trailing dot makes the name absolute: no search domains are tried.
-        let answer = resolver
-            .lookup_ip(format!("{name}."))
-            .await
-            .map_err(|e| DnsFailure {
+        let rules = &self.rules;
+        let allow = |candidate: &str| rules.check_dns_name(candidate).map_err(|d| d.0);
+        let addresses = self.stub.lookup(&name, &allow).await.map_err(|e| match e {
+            LookupError::Refused(why) => ResolveFailure::Denied(Denial(why)),
+            LookupError::Failed(detail) => ResolveFailure::Dns(DnsFailure {
                 name: name.clone(),
-                detail: describe(&e),
-            })?;
-        let addresses: Vec<IpAddr> = answer.iter().collect();
-        if addresses.is_empty() {
-            return Err(DnsFailure {
-                name,
-                detail: "the answer has no addresses".into(),
-            }
-            .into());
-        }
+                detail,
+            }),
+        })?;
         for ip in &addresses {
-            if let Err(reason) = super::addresses::check(*ip, self.rules_ranges()) {
+            if let Err(reason) = super::addresses::check(*ip, self.rules.allowed_ranges()) {
                 return Err(Denial(format!(
                     "{name} resolved to {reason}; the whole answer ({}) is refused",
                     addresses
@@ -175,29 +129,11 @@ impl AllowlistResolver {
         }
         Ok(addresses)
     }
-
-    fn rules_ranges(&self) -> &[ipnet::IpNet] {
-        self.rules.allowed_ranges()
-    }
-}
-
-fn describe(error: &NetError) -> String {
-    let text = error.to_string();
-    if text.contains("no record") || text.contains("NXDomain") || text.contains("NoRecordsFound") {
-        format!("the name does not exist or has no address ({text})")
-    } else if text.to_lowercase().contains("timed out") || text.to_lowercase().contains("timeout") {
-        format!("no answer from the name servers ({text})")
-    } else {
-        text
-    }
 }
 
 impl reqwest::dns::Resolve for AllowlistResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let this = AllowlistResolver {
-            rules: Arc::clone(&self.rules),
-            resolver: self.resolver.clone(),
-        };
+        let this = self.clone();
         let name = name.as_str().to_owned();
         Box::pin(async move {
             let addresses = this.resolve(&name).await.map_err(Box::new)?;

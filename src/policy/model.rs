@@ -350,6 +350,15 @@ fn network(
                     ),
                 )
             })?;
+        if raw.blocked_ports.iter().any(|p| p.0 == server.port()) {
+            return Err(invalid(
+                format!("network.dns_servers[{i}]"),
+                format!(
+                    "port {} is in network.blocked_ports; unblock it or use another name server",
+                    server.port()
+                ),
+            ));
+        }
         dns_servers.push(server);
     }
     let mut ca_certificates = Vec::new();

@@ -60,7 +60,7 @@ fn check_warns_when_web_search_cannot_reach_its_endpoint() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("  10.0.0.1  ports 8443  https  dns: - (address)\n"),
+        stdout.contains("  10.0.0.1  ports 8443  https  dns: - (address REFUSED: outside network.allowed_ranges)\n"),
         "{stdout}"
     );
 }

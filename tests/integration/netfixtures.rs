@@ -14,7 +14,8 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
 
-/// A DNS server on 127.0.0.1 (UDP) answering A/AAAA from `records`; unknown names get NXDOMAIN.
+/// A DNS server on 127.0.0.1 (UDP) answering A/AAAA from `records` (an entry `cname:NAME`
+/// answers with a CNAME to NAME and no address); unknown names get NXDOMAIN.
 pub struct DnsServer {
     pub addr: SocketAddr,
     queries: Arc<Mutex<Vec<String>>>,
@@ -24,12 +25,12 @@ pub struct DnsServer {
 
 impl DnsServer {
     pub fn start(records: &[(&str, &[&str])]) -> Self {
-        let records: HashMap<String, Vec<IpAddr>> = records
+        let records: HashMap<String, Vec<String>> = records
             .iter()
-            .map(|(name, ips)| {
+            .map(|(name, values)| {
                 (
                     name.to_string(),
-                    ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+                    values.iter().map(|v| v.to_string()).collect(),
                 )
             })
             .collect();
@@ -70,7 +71,7 @@ impl DnsServer {
 
 fn answer(
     request: &Message,
-    records: &HashMap<String, Vec<IpAddr>>,
+    records: &HashMap<String, Vec<String>>,
     log: &Mutex<Vec<String>>,
 ) -> Vec<u8> {
     let mut response = Message::new(
@@ -88,8 +89,19 @@ fn answer(
         response.add_query(query.clone());
         match records.get(&name) {
             None => known = false,
-            Some(ips) => {
-                for ip in ips {
+            Some(values) => {
+                for value in values {
+                    if let Some(target) = value.strip_prefix("cname:") {
+                        let target =
+                            hickory_proto::rr::Name::from_ascii(format!("{target}.")).unwrap();
+                        response.add_answer(Record::from_rdata(
+                            query.name().clone(),
+                            60,
+                            RData::CNAME(hickory_proto::rr::rdata::CNAME(target)),
+                        ));
+                        continue;
+                    }
+                    let ip: IpAddr = value.parse().unwrap();
                     let wanted = matches!(
                         (ip, query.query_type()),
                         (IpAddr::V4(_), RecordType::A) | (IpAddr::V6(_), RecordType::AAAA)
@@ -98,7 +110,7 @@ fn answer(
                         response.add_answer(Record::from_rdata(
                             query.name().clone(),
                             60,
-                            RData::from(*ip),
+                            RData::from(ip),
                         ));
                     }
                 }

@@ -18,6 +18,10 @@ const RECORDS: &[(&str, &[&str])] = &[
     ("evil.test", &["127.0.0.1"]),
     ("private.test", &["10.1.2.3"]),
     ("mixed.test", &["127.0.0.1", "10.1.2.3"]),
+    // An alias to a name outside the allowlist (DNS exfiltration), and one to an allowed name.
+    ("leaky.test", &["cname:exfil-secret.outside.example"]),
+    ("exfil-secret.outside.example", &["127.0.0.1"]),
+    ("alias.test", &["cname:search.test"]),
 ];
 
 const FIXTURE: &str = include_str!("../fixtures/ddg-lite-results.html");
@@ -48,6 +52,7 @@ fn routes() -> HashMap<String, Reply> {
     routes.insert("/big/".to_owned(), Reply::ok(vec![b'x'; 200 * 1024]));
     // Redirects that each break one rule, and one that is fine.
     routes.insert("/ok/".to_owned(), Reply::redirect("/lite/"));
+    routes.insert("/loop/".to_owned(), Reply::redirect("/loop/"));
     routes.insert(
         "/to-host/".to_owned(),
         Reply::redirect("https://evil.test:{port}/lite/"),
@@ -77,7 +82,13 @@ fn routes() -> HashMap<String, Reply> {
 impl Net {
     fn start() -> Self {
         let dns = DnsServer::start(RECORDS);
-        let pki = Pki::new(&["search.test", "unlisted.test", "evil.test", "mixed.test"]);
+        let pki = Pki::new(&[
+            "search.test",
+            "unlisted.test",
+            "evil.test",
+            "mixed.test",
+            "alias.test",
+        ]);
         let https = TlsServer::start(&pki, routes());
         Net { dns, https, pki }
     }
@@ -95,9 +106,11 @@ impl Net {
     - {{host: private.test, ports: [{port}]}}
     - {{host: mixed.test, ports: [{port}]}}
     - {{host: nxdomain.test, ports: [{port}]}}
+    - {{host: leaky.test, ports: [{port}]}}
+    - {{host: alias.test, ports: [{port}]}}
   blocked_ports: [22]
   allow_dns: true
-  dns_allowlist: [search.test, evil.test, private.test, mixed.test, nxdomain.test]
+  dns_allowlist: [search.test, evil.test, private.test, mixed.test, nxdomain.test, leaky.test, alias.test]
   dns_servers: [\"{dns}\"]
   ca_certificates: [\"{ca}\"]
 limits:
@@ -206,6 +219,27 @@ fn a_name_outside_the_dns_allowlist_never_reaches_the_dns_server() {
 }
 
 #[test]
+fn cname_targets_are_checked_before_they_are_queried() {
+    let net = Net::start();
+    let text =
+        error_text(&net.search("https://leaky.test:{port}/lite/", "", json!({"query": "x"})));
+    assert!(
+        text.contains("leaky.test is an alias (CNAME) of exfil-secret.outside.example")
+            && text.contains("not in network.dns_allowlist"),
+        "{text}"
+    );
+    assert!(
+        !net.dns.queries().iter().any(|q| q.contains("exfil")),
+        "the alias target was never queried: {:?}",
+        net.dns.queries()
+    );
+    // An alias to an allowlisted name is followed.
+    let ok = net.search("https://alias.test:{port}/lite/", "", json!({"query": "x"}));
+    assert_eq!(ok["isError"], false, "{ok}");
+    assert!(net.dns.queries().iter().any(|q| q == "search.test"));
+}
+
+#[test]
 fn private_and_mixed_answers_are_refused_before_any_connection() {
     let net = Net::start();
     for (name, expected) in [
@@ -254,6 +288,15 @@ fn every_redirect_hop_is_checked_again() {
         let text = error_text(&net.search(&endpoint, "", json!({"query": "x"})));
         assert!(text.contains(expected), "{path}: {text}");
     }
+    let text = error_text(&net.search(
+        "https://search.test:{port}/loop/",
+        "",
+        json!({"query": "x"}),
+    ));
+    assert!(
+        text.contains("more than 5 redirects (network.max_redirects)"),
+        "{text}"
+    );
     // The refused hops were never fetched, and evil.test was never looked up.
     let requests = net.https.requests();
     assert_eq!(
@@ -273,7 +316,10 @@ fn a_slow_server_is_cut_off_at_the_deadline() {
         json!({"query": "x"}),
     );
     let text = error_text(&result);
-    assert!(text.contains("timed out"), "{text}");
+    assert!(
+        text.contains("search failed: the request to search.test timed out"),
+        "web_search's own timeout, before the call's deadline: {text}"
+    );
 }
 
 #[test]

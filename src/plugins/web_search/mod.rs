@@ -128,12 +128,25 @@ impl WebSearch {
             .append_pair("q", &query)
             .append_pair("kl", "us-en");
         let host = url.host_str().unwrap_or_default().to_owned();
-        let fetched = match connector.get(url, ctx.remaining()).await {
+        // A little under the call's deadline, so that a slow server gets this tool's own
+        // timeout message rather than the generic one.
+        let budget = ctx
+            .remaining()
+            .saturating_sub(std::time::Duration::from_millis(250));
+        let fetched = match connector.get(url, budget).await {
             Ok(fetched) => fetched,
             Err(error) => return ToolResult::error(describe(&error)),
         };
-        if matches!(fetched.status, 429 | 403) {
+        // The host that answered, after redirects.
+        let host = fetched.url.host_str().unwrap_or(&host).to_owned();
+        if fetched.status == 429 {
             return ToolResult::error(rate_limited(&host, fetched.status));
+        }
+        if fetched.status == 403 {
+            return ToolResult::error(format!(
+                "search failed: {host} answered HTTP 403 (forbidden); DuckDuckGo answers this when \
+                 it rate-limits, so wait a few minutes before searching again"
+            ));
         }
         if !(200..300).contains(&fetched.status) {
             return ToolResult::error(format!(
@@ -141,8 +154,13 @@ impl WebSearch {
                 fetched.status
             ));
         }
-        let page = String::from_utf8_lossy(&fetched.body);
-        match parse::parse(&page) {
+        let page = String::from_utf8_lossy(&fetched.body).into_owned();
+        // Parsing a large page is CPU work: keep it off the async workers.
+        let parsed = match tokio::task::spawn_blocking(move || parse::parse(&page)).await {
+            Ok(parsed) => parsed,
+            Err(_) => return ToolResult::error("search failed: the page parser failed; retry"),
+        };
+        match parsed {
             Ok(Parsed::RateLimited) => ToolResult::error(rate_limited(&host, fetched.status)),
             Ok(Parsed::NoResults) => answer(&query, &[]),
             Ok(Parsed::Results(mut results)) => {

@@ -40,7 +40,6 @@ pub enum Parsed {
 pub struct UnknownLayout(pub &'static str);
 
 struct Selectors {
-    row: Selector,
     link: Selector,
     snippet: Selector,
     domain: Selector,
@@ -52,7 +51,6 @@ struct Selectors {
 fn selectors() -> Option<Selectors> {
     let parse = |text: &str| Selector::parse(text).ok();
     Some(Selectors {
-        row: parse("tr")?,
         link: parse("a.result-link")?,
         snippet: parse("td.result-snippet")?,
         domain: parse("span.link-text")?,
@@ -74,37 +72,34 @@ pub fn parse(html: &str) -> Result<Parsed, UnknownLayout> {
     if document.select(&s.challenge).next().is_some() {
         return Ok(Parsed::RateLimited);
     }
+    // One pass over the elements in document order: a result link starts a result, and the
+    // snippet and domain that follow belong to it. (Searching each row's subtree instead is
+    // quadratic on nested tables, which a hostile page can serve.)
     let mut results: Vec<SearchResult> = Vec::new();
-    let mut current_sponsored = false;
-    for row in document.select(&s.row) {
-        if let Some(link) = row.select(&s.link).next() {
-            current_sponsored = row
-                .value()
-                .classes()
-                .any(|class| class.contains("sponsored"));
-            let target = link.value().attr("href").and_then(unwrap_link);
-            match target {
-                Some(url) if !current_sponsored => results.push(SearchResult {
-                    title: text_of(link),
+    let mut in_sponsored = false;
+    for node in document.root_element().descendants() {
+        let Some(element) = ElementRef::wrap(node) else {
+            continue;
+        };
+        if s.link.matches(&element) {
+            let target = element.value().attr("href").and_then(unwrap_link);
+            in_sponsored = target.is_none() || is_sponsored(element);
+            if let (false, Some(url)) = (in_sponsored, target) {
+                results.push(SearchResult {
+                    title: text_of(element),
                     url,
                     snippet: String::new(),
                     domain: String::new(),
-                }),
-                _ => current_sponsored = true,
+                });
             }
-            continue;
-        }
-        if current_sponsored {
-            continue;
-        }
-        let Some(result) = results.last_mut() else {
-            continue;
-        };
-        if let Some(snippet) = row.select(&s.snippet).next() {
-            result.snippet = text_of(snippet);
-        }
-        if let Some(domain) = row.select(&s.domain).next() {
-            result.domain = text_of(domain);
+        } else if s.snippet.matches(&element) {
+            if let (false, Some(result)) = (in_sponsored, results.last_mut()) {
+                result.snippet = text_of(element);
+            }
+        } else if s.domain.matches(&element) {
+            if let (false, Some(result)) = (in_sponsored, results.last_mut()) {
+                result.domain = text_of(element);
+            }
         }
     }
     if !results.is_empty() {
@@ -123,6 +118,15 @@ pub fn parse(html: &str) -> Result<Parsed, UnknownLayout> {
         )),
         (false, _) => Err(UnknownLayout("no search form and no result links")),
     }
+}
+
+/// Whether the row holding a result link is marked sponsored (looked up a few levels only:
+/// in the real page the link is two levels below its row).
+fn is_sponsored(link: ElementRef<'_>) -> bool {
+    link.ancestors()
+        .take(4)
+        .filter_map(ElementRef::wrap)
+        .any(|e| e.value().classes().any(|class| class.contains("sponsored")))
 }
 
 /// The text of an element, whitespace collapsed.
@@ -219,5 +223,24 @@ mod tests {
             "a search page with unknown result markup"
         );
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn deeply_nested_tables_parse_in_one_pass() {
+        // 40,000 nested rows with a result link in every tenth: quadratic work here would not
+        // finish; one pass does.
+        let mut page = String::from("<html><body><form><input name=q></form>");
+        for i in 0..40_000 {
+            page.push_str("<table><tr><td>");
+            if i % 10 == 0 {
+                page.push_str(&format!(
+                    "<a class=\"result-link\" href=\"https://e{i}.example/\">r{i}</a>"
+                ));
+            }
+        }
+        let Ok(Parsed::Results(results)) = parse(&page) else {
+            panic!("expected results");
+        };
+        assert!(!results.is_empty());
     }
 }
