@@ -109,11 +109,11 @@ pub fn check(ip: IpAddr, allowed_ranges: &[IpNet]) -> Result<(), String> {
     if allowed_ranges.iter().any(|net| net.contains(&ip)) {
         // An allowed translation range (NAT64 on a DNS64 network, say) must not let in the
         // private IPv4 address it carries: that one is checked on its own.
-        if let IpAddr::V6(v6) = ip {
-            if let Some(v4) = embedded_ipv4(v6) {
-                return check(IpAddr::V4(v4), allowed_ranges)
-                    .map_err(|reason| format!("{ip} carries {reason}"));
-            }
+        if let IpAddr::V6(v6) = ip
+            && let Some(v4) = embedded_ipv4(v6)
+        {
+            return check(IpAddr::V4(v4), allowed_ranges)
+                .map_err(|reason| format!("{ip} carries {reason}"));
         }
         return Ok(());
     }

@@ -202,10 +202,10 @@ async fn exchange(
     let answer = loop {
         let n = socket.recv(&mut buffer).await?;
         // Anything that is not the answer to this question (late or forged) is ignored.
-        if let Ok(answer) = Message::from_vec(&buffer[..n]) {
-            if answers(&answer, id, name, record_type) {
-                break answer;
-            }
+        if let Ok(answer) = Message::from_vec(&buffer[..n])
+            && answers(&answer, id, name, record_type)
+        {
+            break answer;
         }
     };
     if !answer.metadata.truncation {

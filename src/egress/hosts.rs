@@ -63,10 +63,10 @@ impl HostPattern {
         }
         // URLs spell IPv4 addresses in odd ways (`127.1`, `0x7f.0.0.1`, `2130706433`) and the
         // URL parser turns them into the plain address; a rule must be compared in that form.
-        if !text.contains('*') {
-            if let Ok(url::Host::Ipv4(ip)) = url::Host::parse(text) {
-                return Ok(HostPattern::Exact(ip.to_string()));
-            }
+        if !text.contains('*')
+            && let Ok(url::Host::Ipv4(ip)) = url::Host::parse(text)
+        {
+            return Ok(HostPattern::Exact(ip.to_string()));
         }
         if let Some(suffix) = text.strip_prefix("*.") {
             let suffix = normalise_name(suffix).map_err(|_| {

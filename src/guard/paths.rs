@@ -175,11 +175,9 @@ fn resolve(path: &Path) -> PathBuf {
                 resolved.pop();
                 // Back on existing ground: follow symlinks again from here, or
                 // `missing/../link` would skip resolving `link`.
-                if !exists {
-                    if let Ok(real) = std::fs::canonicalize(&resolved) {
-                        resolved = real;
-                        exists = true;
-                    }
+                if !exists && let Ok(real) = std::fs::canonicalize(&resolved) {
+                    resolved = real;
+                    exists = true;
                 }
             }
             Component::Normal(name) => {

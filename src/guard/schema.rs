@@ -30,11 +30,11 @@ impl ArgumentSchema {
         // does not allow 1", naming neither the argument nor its place; an empty `properties`
         // (same meaning) makes it say "'name' was unexpected".
         let mut schema = schema.clone();
-        if let Some(root) = schema.as_object_mut() {
-            if root.get("additionalProperties") == Some(&Value::Bool(false)) {
-                root.entry("properties")
-                    .or_insert_with(|| Value::Object(serde_json::Map::new()));
-            }
+        if let Some(root) = schema.as_object_mut()
+            && root.get("additionalProperties") == Some(&Value::Bool(false))
+        {
+            root.entry("properties")
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
         }
         jsonschema::draft202012::new(&schema)
             .map(|validator| ArgumentSchema { validator })

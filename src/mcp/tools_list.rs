@@ -53,7 +53,7 @@ fn parse_cursor(cursor: &str, total: usize, page_size: usize) -> Option<usize> {
         return None;
     }
     let offset: usize = digits.parse().ok()?;
-    (offset < total && offset % page_size == 0).then_some(offset)
+    (offset < total && offset.is_multiple_of(page_size)).then_some(offset)
 }
 
 #[cfg(test)]

@@ -185,19 +185,19 @@ impl Discovery {
             .map(|q| q.trim().to_lowercase())
             .unwrap_or_default();
         let category = arguments.get("category").and_then(Value::as_str);
-        if let Some(wanted) = category {
-            if !self.catalog.categories.iter().any(|c| c.name == wanted) {
-                let known: Vec<&str> = self
-                    .catalog
-                    .categories
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect();
-                return ToolResult::error(format!(
-                    "unknown category {wanted:?}; available categories: {}",
-                    known.join(", ")
-                ));
-            }
+        if let Some(wanted) = category
+            && !self.catalog.categories.iter().any(|c| c.name == wanted)
+        {
+            let known: Vec<&str> = self
+                .catalog
+                .categories
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            return ToolResult::error(format!(
+                "unknown category {wanted:?}; available categories: {}",
+                known.join(", ")
+            ));
         }
         let mut hits: Vec<(u8, usize, &CatalogCategory, &ToolDefinition)> = Vec::new();
         let mut position = 0usize;

@@ -96,10 +96,10 @@ pub fn parse(html: &str) -> Result<Parsed, UnknownLayout> {
             if let (false, Some(result)) = (in_sponsored, results.last_mut()) {
                 result.snippet = text_of(element);
             }
-        } else if s.domain.matches(&element) {
-            if let (false, Some(result)) = (in_sponsored, results.last_mut()) {
-                result.domain = text_of(element);
-            }
+        } else if s.domain.matches(&element)
+            && let (false, Some(result)) = (in_sponsored, results.last_mut())
+        {
+            result.domain = text_of(element);
         }
     }
     if !results.is_empty() {
