@@ -149,3 +149,19 @@ impl reqwest::dns::Resolve for AllowlistResolver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_name_servers_are_read_in_order() {
+        let text = "# generated\nsearch corp.example\nnameserver 127.0.0.53\noptions edns0\n\
+                    nameserver ::1\nnameserver fe80::1%eth0\nnameserver\n  nameserver 9.9.9.9\n";
+        let servers: Vec<String> = parse_resolv_conf(text)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(servers, ["127.0.0.53:53", "[::1]:53", "9.9.9.9:53"]);
+    }
+}
