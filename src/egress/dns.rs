@@ -41,11 +41,6 @@ impl StubResolver {
         StubResolver { servers }
     }
 
-    /// The name servers.
-    pub fn servers(&self) -> &[SocketAddr] {
-        &self.servers
-    }
-
     /// The addresses of `name` (A and AAAA). `allow` is asked about every name before it is
     /// queried, and about every CNAME target before it is followed.
     ///

@@ -177,6 +177,14 @@ impl ToolResult {
         }
     }
 
+    /// A successful result with a readable text block and, separately, its structured form.
+    pub fn text_and_structured(text: impl Into<String>, structured: Value) -> Self {
+        ToolResult {
+            structured_content: Some(structured),
+            ..ToolResult::text(text)
+        }
+    }
+
     /// The MCP `CallToolResult` object.
     pub fn to_mcp(&self) -> Value {
         let mut result = json!({

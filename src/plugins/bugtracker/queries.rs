@@ -482,15 +482,14 @@ fn summary_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<BugSummary> {
 /// # Errors
 /// SQLite failures.
 pub fn load_bug(connection: &Connection, project: &Project, row: i64) -> Result<Bug> {
-    let summary = connection
+    let (summary, description) = connection
         .prepare_cached(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM bugs b JOIN projects p ON p.id = b.project_id \
-             WHERE b.id = ?1 AND b.project_id = ?2"
+            "SELECT {SUMMARY_COLUMNS}, b.description FROM bugs b \
+             JOIN projects p ON p.id = b.project_id WHERE b.id = ?1 AND b.project_id = ?2"
         ))?
-        .query_row(params![row, project.id], summary_from)?;
-    let description: String = connection
-        .prepare_cached("SELECT description FROM bugs WHERE id = ?1")?
-        .query_row([row], |r| r.get(0))?;
+        .query_row(params![row, project.id], |r| {
+            Ok((summary_from(r)?, r.get::<_, String>(10)?))
+        })?;
     let aliases = connection
         .prepare_cached("SELECT alias FROM aliases WHERE bug_id = ?1 ORDER BY alias")?
         .query_map([row], |r| r.get(0))?

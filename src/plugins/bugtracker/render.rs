@@ -6,15 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::queries::{Bug, BugSummary, Page};
-use crate::plugins::{Content, ToolResult};
-
-fn result(text: String, structured: Value) -> ToolResult {
-    ToolResult {
-        content: vec![Content::Text { text }],
-        structured_content: Some(structured),
-        is_error: false,
-    }
-}
+use crate::plugins::ToolResult;
 
 fn summary_json(bug: &BugSummary) -> Value {
     json!({
@@ -124,7 +116,7 @@ pub fn bug(headline: &str, bug: &Bug) -> ToolResult {
             })
         })
         .collect();
-    result(text, structured)
+    ToolResult::text_and_structured(text, structured)
 }
 
 /// `init_bugtracker`.
@@ -136,7 +128,7 @@ pub fn initialised(project_path: &str, created: bool, bug_count: u64) -> ToolRes
     } else {
         format!("Bug tracking was already initialised for {project_path} ({bug_count} bugs).")
     };
-    result(
+    ToolResult::text_and_structured(
         text,
         json!({"project_path": project_path, "created": created, "bug_count": bug_count}),
     )
@@ -185,5 +177,5 @@ pub fn page(scope: &Scope<'_>, page: &Page, limit: u32, offset: u32) -> ToolResu
         Scope::Project(path) => structured["project_path"] = json!(path),
         Scope::Global(n) => structured["projects_searched"] = json!(n),
     }
-    result(text, structured)
+    ToolResult::text_and_structured(text, structured)
 }

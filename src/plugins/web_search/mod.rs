@@ -13,9 +13,7 @@ use serde_json::{Map, Value, json};
 use url::Url;
 
 use self::parse::{Parsed, SearchResult};
-use super::{
-    CallContext, Content, Plugin, ToolAnnotations, ToolDefinition, ToolFuture, ToolResult,
-};
+use super::{CallContext, Plugin, ToolAnnotations, ToolDefinition, ToolFuture, ToolResult};
 use crate::egress::{Connector, EgressError};
 
 /// Longest query, in characters (the original's limit).
@@ -185,8 +183,6 @@ fn describe(error: &EgressError) -> String {
         EgressError::Denied(denial) => format!(
             "web_search was {denial}; change the policy's network section if this host should be reachable"
         ),
-        EgressError::Dns(failure) => format!("search failed: {failure}"),
-        EgressError::Timeout { .. } => format!("search failed: {error}"),
         other => format!("search failed: {other}"),
     }
 }
@@ -217,11 +213,7 @@ fn answer(query: &str, results: &[SearchResult]) -> ToolResult {
             "title": r.title, "url": r.url, "snippet": r.snippet, "domain": r.domain
         })).collect::<Vec<_>>(),
     });
-    ToolResult {
-        content: vec![Content::Text { text }],
-        structured_content: Some(structured),
-        is_error: false,
-    }
+    ToolResult::text_and_structured(text, structured)
 }
 
 impl Plugin for WebSearch {
