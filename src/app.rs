@@ -21,6 +21,7 @@ use crate::guard::{AuditLog, Guards, PathRules};
 use crate::mcp::Ending;
 use crate::mcp::{SessionSettings, serve};
 use crate::plugins::bugtracker::{self, BugTracker, DefaultProject};
+use crate::plugins::external::ExternalError;
 use crate::plugins::web_search::WebSearch;
 use crate::plugins::{Plugin, Registry, RegistryError};
 use crate::policy::{self, Policy, PolicyError, PolicySource};
@@ -112,6 +113,9 @@ pub enum LaunchError {
     /// `bugs import` failed.
     #[error("import failed, nothing was imported: {0}")]
     Import(String),
+    /// An external plugin cannot be loaded.
+    #[error(transparent)]
+    External(#[from] ExternalError),
     /// `audit verify` found a broken chain.
     #[error("audit log verification failed: {0}")]
     AuditInvalid(String),
@@ -122,6 +126,7 @@ impl LaunchError {
         match self {
             LaunchError::Policy(_)
             | LaunchError::Registry(_)
+            | LaunchError::External(_)
             | LaunchError::Egress(_)
             | LaunchError::CallArguments(_)
             // An unknown tool or malformed call: the command line was wrong.
@@ -187,6 +192,8 @@ impl Launcher {
 
     /// Parses the process arguments and runs the chosen command.
     pub fn run(self) -> ExitCode {
+        // The plugin helper mode never returns: it locks itself down and executes a plugin.
+        crate::sandbox::child::run_if_requested(std::env::args_os().skip(1));
         let cli = Cli::parse();
         crate::logging::init();
         match self.run_cli(cli) {
@@ -239,6 +246,7 @@ impl Launcher {
         create_data_dirs(&policy)?;
         let (home, cwd) = home_and_cwd();
         let rules = PathRules::new(&policy.filesystem, home.clone(), cwd.clone());
+        let rules_for_plugins = rules.clone();
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
         if let Some(search) = &policy.plugins.web_search {
             // Reads CA files and /etc/resolv.conf now: the sandbox hides them later.
@@ -254,6 +262,7 @@ impl Launcher {
             );
         }
         plugins.extend(self.plugins);
+        let external = load_external(&policy, &rules_for_plugins, &mut plugins)?;
         let registry = Arc::new(Registry::build(plugins)?);
         tracing::debug!(
             elapsed_us = self.started.elapsed().as_micros() as u64,
@@ -274,7 +283,10 @@ impl Launcher {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         // 2. Lock the process down, still single-threaded (Landlock covers only the calling
         //    thread and the threads it creates afterwards).
-        let plan = sandbox::plan(&policy, &sandbox::probe_path);
+        let mut plan = sandbox::plan(&policy, &sandbox::probe_path);
+        if !external.is_empty() {
+            plan.allow_plugins(external);
+        }
         for warning in &plan.warnings {
             tracing::warn!("{warning}");
         }
@@ -334,16 +346,20 @@ impl Launcher {
         if let Some(search) = &policy.plugins.web_search {
             plugins.push(Arc::new(WebSearch::unconnected(search.endpoint.clone())));
         }
+        let rules = PathRules::new(&policy.filesystem, home, cwd.clone());
         if policy.plugins.bugtracker.is_some() {
-            let rules = PathRules::new(&policy.filesystem, home, cwd.clone());
             plugins.push(Arc::new(BugTracker::unopened(
-                rules,
+                rules.clone(),
                 DefaultProject::from_env(&cwd),
             )));
         }
         plugins.extend(self.plugins);
+        let external = load_external(policy, &rules, &mut plugins)?;
         let registry = Registry::build(plugins)?;
-        let plan = sandbox::plan(policy, &sandbox::probe_path);
+        let mut plan = sandbox::plan(policy, &sandbox::probe_path);
+        if !external.is_empty() {
+            plan.allow_plugins(external);
+        }
         let report = crate::check::report(policy, source, &registry, &plan);
         let text = if json {
             let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
@@ -357,6 +373,24 @@ impl Launcher {
             .map_err(LaunchError::Output)?;
         Ok(ExitStatus::Success)
     }
+}
+
+/// Loads the external plugins into `plugins` and returns what the server's sandbox must
+/// grant them (nothing when there are none).
+fn load_external(
+    policy: &Policy,
+    rules: &PathRules,
+    plugins: &mut Vec<Arc<dyn Plugin>>,
+) -> Result<Vec<sandbox::FsGrant>, LaunchError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let external = crate::plugins::external::load_all(policy, rules, &env)?;
+    let grants = crate::plugins::external::sandbox_grants(&external)?;
+    plugins.extend(
+        external
+            .into_iter()
+            .map(|plugin| Arc::new(plugin) as Arc<dyn Plugin>),
+    );
+    Ok(grants)
 }
 
 /// `$HOME` (if set) and the working directory, which anchor `~` and relative paths.

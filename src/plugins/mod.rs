@@ -8,6 +8,7 @@
 
 pub mod bugtracker;
 pub mod discovery;
+pub mod external;
 pub mod registry;
 pub mod web_search;
 

@@ -188,6 +188,8 @@ pub struct PluginsPolicy {
     pub bugtracker: Option<BugtrackerPolicy>,
     /// `web_search`, when enabled.
     pub web_search: Option<WebSearchPolicy>,
+    /// External plugin manifests (absolute paths or globs), in policy order.
+    pub external: Vec<PathPattern>,
 }
 
 /// `plugins.web_search` after validation.
@@ -561,9 +563,22 @@ fn plugins(
     } else {
         None
     };
+    let external = patterns("plugins.external", &raw.external, env)?;
+    for (i, pattern) in external.iter().enumerate() {
+        if !pattern.expanded.starts_with('/') {
+            return Err(invalid(
+                format!("plugins.external[{i}]"),
+                format!(
+                    "{:?} is not an absolute path; write e.g. \"~/mcp-plugins/*/manifest.yaml\"",
+                    pattern.written
+                ),
+            ));
+        }
+    }
     Ok(PluginsPolicy {
         bugtracker,
         web_search,
+        external,
     })
 }
 

@@ -227,6 +227,8 @@ pub enum SeccompAction {
 pub struct RawPlugins {
     pub bugtracker: RawBugtracker,
     pub web_search: RawWebSearch,
+    /// External plugin manifests: absolute paths or globs.
+    pub external: Vec<String>,
 }
 
 /// `plugins.web_search`.

@@ -56,6 +56,9 @@ pub fn restrict(plan: &SandboxPlan) -> Result<LandlockOutcome, SandboxError> {
             // Directory-only rights on a file are an error; keep the file rights.
             FsAccess::ReadWrite => AccessFs::from_file(NEWEST_ABI) & !AccessFs::Execute,
             FsAccess::ReadWriteFile => AccessFs::ReadFile | AccessFs::WriteFile,
+            FsAccess::Read if is_dir => AccessFs::from_read(NEWEST_ABI) & !AccessFs::Execute,
+            FsAccess::Read => AccessFs::ReadFile.into(),
+            FsAccess::ReadExecute => AccessFs::ReadFile | AccessFs::Execute,
         };
         ruleset = ruleset.add_rule(PathBeneath::new(fd, access))?;
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::syscalls::{AllowedSyscall, never_allowed, server_allowlist};
+use super::syscalls::{AllowedSyscall, never_allowed, plugin_runtime_allowlist, server_allowlist};
 use crate::policy::{Policy, SandboxMode, SeccompAction};
 
 /// What a path grant allows.
@@ -20,6 +20,10 @@ pub enum FsAccess {
     ReadWrite,
     /// Read and write an existing file (device nodes such as `/dev/null`).
     ReadWriteFile,
+    /// Read beneath the path (external plugins' libraries and directories).
+    Read,
+    /// Read and execute one file (an external plugin, its interpreter or ELF loader).
+    ReadExecute,
 }
 
 /// One Landlock path rule.
@@ -75,6 +79,9 @@ pub struct SandboxPlan {
     pub syscalls: Vec<AllowedSyscall>,
     /// Refused in every mode.
     pub never: Vec<&'static str>,
+    /// External plugins are configured: the allowlist is [`plugin_runtime_allowlist`] and a
+    /// deny filter answers the never-allowed calls with EPERM.
+    pub plugin_runtime: bool,
     /// Policy entries the kernel cannot enforce, and grants that were skipped.
     pub warnings: Vec<String>,
 }
@@ -194,7 +201,21 @@ pub fn plan(policy: &Policy, probe: &dyn Fn(&Path) -> PathKind) -> SandboxPlan {
         seccomp_action: policy.sandbox.seccomp_action,
         syscalls: server_allowlist(),
         never: never_allowed().into_iter().map(|(name, _)| name).collect(),
+        plugin_runtime: false,
         warnings,
+    }
+}
+
+impl SandboxPlan {
+    /// Raises the ceiling for external plugins, which inherit this sandbox: `grants` (read on
+    /// libraries and plugin directories, read+execute on plugin programs and the plugin helper)
+    /// and the plugin runtime's system calls. Without this, execve stays forbidden.
+    pub fn allow_plugins(&mut self, grants: impl IntoIterator<Item = FsGrant>) {
+        let mut fs: BTreeSet<FsGrant> = std::mem::take(&mut self.fs).into_iter().collect();
+        fs.extend(grants);
+        self.fs = fs.into_iter().collect();
+        self.syscalls = plugin_runtime_allowlist();
+        self.plugin_runtime = true;
     }
 }
 

@@ -3,9 +3,13 @@
 //! Three filters, in this order (the kernel runs them all; the strictest answer wins, and of two
 //! errno answers the most recently installed one's errno is returned):
 //! 1. `clone3` → ENOSYS, so glibc falls back to `clone`, whose flags a filter can inspect;
-//! 2. with `seccomp_action: log` only, the never-allowed calls → EPERM (otherwise the
-//!    allowlist already refuses them, and every filter costs time on every system call);
-//! 3. the allowlist, last, because it does not allow `seccomp(2)` itself.
+//! 2. the deny filter: the never-allowed calls → EPERM, and with external plugins also sockets
+//!    other than AF_INET/AF_INET6. Installed only with `seccomp_action: log` or external
+//!    plugins; otherwise the allowlist already refuses those calls, and every filter costs time
+//!    on every system call;
+//! 3. the allowlist, last, because without plugins it does not allow `seccomp(2)` itself.
+//!
+//! Plugins get one more filter of their own, [`child_filter`], installed by the plugin helper.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +21,8 @@ use seccompiler::{
 use super::SandboxError;
 use super::plan::SandboxPlan;
 use super::syscalls::{
-    ArgRule, CLONE_NAMESPACE_FLAGS, IOCTLS, PRCTL_OPTIONS, SOCKET_FAMILIES, never_allowed,
+    ArgRule, CLONE_NAMESPACE_FLAGS, IOCTLS, PLUGIN_PRCTL_OPTIONS, PRCTL_OPTIONS, SOCKET_FAMILIES,
+    never_allowed,
 };
 use crate::policy::SeccompAction;
 
@@ -55,11 +60,18 @@ pub fn compile(plan: &SandboxPlan) -> Result<Vec<BpfProgram>, SandboxError> {
     )
     .map_err(bad_backend)?;
 
+    let mut denied: BTreeMap<i64, Vec<SeccompRule>> = never_allowed()
+        .into_iter()
+        .map(|(_, number)| (number, vec![]))
+        .collect();
+    if plan.plugin_runtime {
+        denied.insert(
+            libc::SYS_socket,
+            other_socket_families().map_err(bad_backend)?,
+        );
+    }
     let never = SeccompFilter::new(
-        never_allowed()
-            .into_iter()
-            .map(|(_, number)| (number, vec![]))
-            .collect(),
+        denied,
         Action::Allow,
         Action::Errno(libc::EPERM as u32),
         arch,
@@ -81,9 +93,10 @@ pub fn compile(plan: &SandboxPlan) -> Result<Vec<BpfProgram>, SandboxError> {
     let allowlist =
         SeccompFilter::new(rules, mismatch, Action::Allow, arch).map_err(bad_backend)?;
 
-    let filters = match plan.seccomp_action {
-        SeccompAction::Log => vec![clone3, never, allowlist],
-        SeccompAction::Errno | SeccompAction::Kill => vec![clone3, allowlist],
+    let filters = if plan.plugin_runtime || plan.seccomp_action == SeccompAction::Log {
+        vec![clone3, never, allowlist]
+    } else {
+        vec![clone3, allowlist]
     };
     let programs = filters
         .into_iter()
@@ -94,6 +107,64 @@ pub fn compile(plan: &SandboxPlan) -> Result<Vec<BpfProgram>, SandboxError> {
         return Err(bad(seccompiler::Error::EmptyFilter));
     }
     Ok(programs)
+}
+
+/// The plugin's own filter: everything the server's filters allow, except (EPERM) every
+/// `socket` (a plugin has no network, and Landlock ABI 7 does not confine connecting to named
+/// unix sockets; `socketpair` stays), the never-allowed calls, leaving its process group
+/// (`setsid`, `setpgid`: killing the group must reach every descendant) and, when
+/// `no_processes`, creating processes (`fork`, `vfork`, `clone` without `CLONE_THREAD`).
+///
+/// # Errors
+/// The architecture is unsupported or the filter does not compile.
+pub fn child_filter(no_processes: bool) -> Result<BpfProgram, SandboxError> {
+    let bad = |e: seccompiler::BackendError| SandboxError::Seccomp {
+        detail: e.to_string(),
+    };
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(bad)?;
+    let mut denied: BTreeMap<i64, Vec<SeccompRule>> = never_allowed()
+        .into_iter()
+        .map(|(_, number)| (number, vec![]))
+        .collect();
+    for number in [libc::SYS_socket, libc::SYS_setsid, libc::SYS_setpgid] {
+        denied.insert(number, vec![]);
+    }
+    if no_processes {
+        #[cfg(target_arch = "x86_64")]
+        for number in [libc::SYS_fork, libc::SYS_vfork] {
+            denied.insert(number, vec![]);
+        }
+        let without_thread = SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
+            0,
+        )
+        .map_err(bad)?;
+        denied.insert(
+            libc::SYS_clone,
+            vec![SeccompRule::new(vec![without_thread]).map_err(bad)?],
+        );
+    }
+    let filter = SeccompFilter::new(
+        denied,
+        Action::Allow,
+        Action::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(bad)?;
+    BpfProgram::try_from(filter).map_err(bad)
+}
+
+/// `socket` with a family other than AF_INET and AF_INET6 (compared as 32 bits).
+fn other_socket_families() -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
+    let conditions = SOCKET_FAMILIES
+        .iter()
+        .map(|family| {
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, *family as u64)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(vec![SeccompRule::new(conditions)?])
 }
 
 /// Argument rules: several rules are alternatives; an empty list allows any arguments.
@@ -126,6 +197,11 @@ fn arg_rules(rule: ArgRule) -> Result<Vec<SeccompRule>, seccompiler::BackendErro
         ArgRule::SafeIoctls => IOCTLS.iter().map(|request| equal(1, *request)).collect(),
         ArgRule::SafePrctl => PRCTL_OPTIONS
             .iter()
+            .map(|option| equal(0, *option as u64))
+            .collect(),
+        ArgRule::PluginPrctl => PRCTL_OPTIONS
+            .iter()
+            .chain(&PLUGIN_PRCTL_OPTIONS)
             .map(|option| equal(0, *option as u64))
             .collect(),
     }

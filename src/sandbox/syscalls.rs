@@ -23,6 +23,9 @@ pub enum ArgRule {
     SafeIoctls,
     /// `prctl`: only naming threads and reading state.
     SafePrctl,
+    /// `prctl` with external plugins: also what the plugin helper sets (death signal,
+    /// no_new_privs for Landlock and seccomp).
+    PluginPrctl,
 }
 
 /// One allowed system call.
@@ -69,6 +72,9 @@ pub const PRCTL_OPTIONS: [i32; 5] = [
     libc::PR_GET_SECCOMP,
     libc::PR_GET_DUMPABLE,
 ];
+
+/// `prctl` options the plugin helper needs on top of [`PRCTL_OPTIONS`].
+pub const PLUGIN_PRCTL_OPTIONS: [i32; 2] = [libc::PR_SET_PDEATHSIG, libc::PR_SET_NO_NEW_PRIVS];
 
 /// `allow!(SYS_read, rule, "reason")`: the name is the constant without its `SYS_` prefix.
 macro_rules! allow {
@@ -228,6 +234,96 @@ pub fn server_allowlist() -> Vec<AllowedSyscall> {
     list
 }
 
+/// The allowlist when external plugins are configured. Plugins inherit the server's filters,
+/// so this is their ceiling: the server's list plus what the plugin helper and common
+/// interpreters (CPython, Node.js) need. The never-allowed calls and sockets of other families
+/// pass this filter only to be answered EPERM by the deny filter
+/// ([`super::seccomp::compile`]): a plugin that probes them gets an error, not `seccomp_action:
+/// kill`.
+pub fn plugin_runtime_allowlist() -> Vec<AllowedSyscall> {
+    use ArgRule::{Any, PluginPrctl};
+    let mut list: Vec<AllowedSyscall> = server_allowlist()
+        .into_iter()
+        .map(|mut syscall| {
+            syscall.args = match syscall.args {
+                ArgRule::SafePrctl => PluginPrctl,
+                ArgRule::SocketFamilies => Any,
+                other => other,
+            };
+            syscall
+        })
+        .collect();
+    list.extend([
+        allow!(SYS_execve, Any, "starting plugins (Landlock limits what)"),
+        allow!(SYS_wait4, Any, "reaping plugins"),
+        allow!(SYS_waitid, Any, "reaping plugins"),
+        allow!(SYS_pidfd_open, Any, "waiting for plugins (tokio)"),
+        allow!(SYS_pidfd_send_signal, Any, "killing plugins (std)"),
+        allow!(SYS_setsid, Any, "plugin helper: a new session"),
+        allow!(
+            SYS_setpgid,
+            Any,
+            "refused to plugins by their own filter (EPERM)"
+        ),
+        allow!(SYS_chdir, Any, "plugin working directory"),
+        allow!(
+            SYS_close_range,
+            Any,
+            "plugin helper: closing inherited descriptors"
+        ),
+        allow!(
+            SYS_landlock_create_ruleset,
+            Any,
+            "plugin helper: its Landlock layer"
+        ),
+        allow!(
+            SYS_landlock_add_rule,
+            Any,
+            "plugin helper: its Landlock layer"
+        ),
+        allow!(
+            SYS_landlock_restrict_self,
+            Any,
+            "plugin helper: its Landlock layer"
+        ),
+        allow!(SYS_seccomp, Any, "plugin helper: its seccomp filter"),
+        allow!(
+            SYS_capget,
+            Any,
+            "interpreters read their capabilities (Node.js)"
+        ),
+        allow!(SYS_sysinfo, Any, "interpreters read memory size"),
+        allow!(SYS_pkey_alloc, Any, "memory protection keys (V8)"),
+        allow!(SYS_pkey_free, Any, "memory protection keys (V8)"),
+        allow!(SYS_pkey_mprotect, Any, "memory protection keys (V8)"),
+        allow!(SYS_membarrier, Any, "JIT code patching (V8)"),
+    ]);
+    #[cfg(target_arch = "x86_64")]
+    list.extend([
+        allow!(
+            SYS_fork,
+            Any,
+            "refused to plugins by their own filter unless allowed"
+        ),
+        allow!(
+            SYS_vfork,
+            Any,
+            "refused to plugins by their own filter unless allowed"
+        ),
+    ]);
+    list.extend(
+        never_allowed()
+            .into_iter()
+            .map(|(name, number)| AllowedSyscall {
+                name,
+                number,
+                args: Any,
+                reason: "answered EPERM by the deny filter",
+            }),
+    );
+    list
+}
+
 /// Calls that only exist on x86_64, where glibc and std still use them.
 #[cfg(target_arch = "x86_64")]
 fn legacy_x86_64() -> Vec<AllowedSyscall> {
@@ -300,5 +396,12 @@ mod tests {
             );
         }
         assert!(allowed.iter().all(|s| !s.reason.is_empty()));
+        let runtime = plugin_runtime_allowlist();
+        let numbers: HashSet<i64> = runtime.iter().map(|s| s.number).collect();
+        assert_eq!(
+            numbers.len(),
+            runtime.len(),
+            "a runtime syscall is listed twice"
+        );
     }
 }

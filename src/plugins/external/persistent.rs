@@ -1,0 +1,146 @@
+//! `mode: persistent`: one long-lived plugin process, one JSON request line in, one JSON answer
+//! line out, one call at a time. Started on the first call; a process that dies, overstays or
+//! answers badly is killed and replaced on the next call, so a stream that lost its place is
+//! never reused.
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{ChildStdin, ChildStdout};
+use tokio::sync::Mutex;
+
+use super::process::{self, PluginProcess};
+use super::{ExternalPlugin, response};
+use crate::plugins::{CallContext, ToolResult};
+
+/// The long-lived process, when one is running.
+#[derive(Debug, Default)]
+pub struct Persistent {
+    live: Mutex<Option<Live>>,
+}
+
+#[derive(Debug)]
+struct Live {
+    process: PluginProcess,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// What reading one answer line found.
+enum Line {
+    Answer(Vec<u8>),
+    End,
+    TooLong,
+}
+
+impl Persistent {
+    /// Runs one call on the live process (starting it if needed).
+    pub async fn call(
+        &self,
+        plugin: &ExternalPlugin,
+        request: Vec<u8>,
+        ctx: CallContext,
+    ) -> ToolResult {
+        let (deadline, allowed) = plugin.deadline(&ctx);
+        let cap = plugin.manifest.limits.output_bytes as usize;
+        // Waiting for the previous call counts against this call's deadline.
+        let exchange = async {
+            let mut slot = self.live.lock().await;
+            let mut live = match slot.take() {
+                Some(live) => live,
+                None => match start(plugin) {
+                    Ok(live) => live,
+                    Err(error) => {
+                        return plugin.failure(format_args!("could not be started: {error}"));
+                    }
+                },
+            };
+            if let Err(error) = live.stdin.write_all(&request).await {
+                let status = live.process.kill_and_reap().await;
+                let how = status.map_or_else(String::new, process::describe_exit);
+                return plugin.failure(format_args!(
+                    "stopped reading requests ({error}) {how}; it is restarted on the next call"
+                ));
+            }
+            match read_line(&mut live.stdout, cap).await {
+                Line::Answer(line) => match response::parse(&line) {
+                    Ok(result) => {
+                        *slot = Some(live);
+                        result
+                    }
+                    Err(problem) => plugin.failure(format_args!(
+                        "{problem}; it was restarted, as its output can no longer be trusted"
+                    )),
+                },
+                Line::TooLong => plugin.failure(format_args!(
+                    "printed an answer line longer than {cap} bytes \
+                     (sandbox.limits.output_bytes), so it was stopped"
+                )),
+                Line::End => {
+                    let status = live.process.wait().await;
+                    let how = status.map_or_else(|e| e.to_string(), process::describe_exit);
+                    plugin.failure(format_args!(
+                        "{how} without answering; it is restarted on the next call"
+                    ))
+                }
+            }
+        };
+        // A dropped exchange drops its `Live`, which kills the process group.
+        tokio::select! {
+            biased;
+            result = exchange => result,
+            () = ctx.cancelled() => plugin.failure("was cancelled"),
+            () = tokio::time::sleep_until(deadline) => plugin.timed_out(allowed),
+        }
+    }
+}
+
+fn start(plugin: &ExternalPlugin) -> std::io::Result<Live> {
+    let mut process = PluginProcess::spawn(&mut plugin.launcher.command())?;
+    let missing = || std::io::Error::other("the plugin's pipes are missing");
+    let stdin = process.child.stdin.take().ok_or_else(missing)?;
+    let stdout = process.child.stdout.take().ok_or_else(missing)?;
+    if let Some(mut stderr) = process.child.stderr.take() {
+        let name = plugin.manifest.name.clone();
+        // Logged as it comes, one bounded chunk at a time, for as long as the process lives.
+        tokio::spawn(async move {
+            loop {
+                let chunk = process::read_stderr_chunk(&mut stderr).await;
+                if chunk.is_empty() {
+                    return;
+                }
+                process::log_stderr(&name, &chunk);
+            }
+        });
+    }
+    Ok(Live {
+        process,
+        stdin,
+        stdout: BufReader::new(stdout),
+    })
+}
+
+/// Reads up to a newline, keeping at most `cap` bytes; empty lines are skipped.
+async fn read_line(reader: &mut BufReader<ChildStdout>, cap: usize) -> Line {
+    let mut line = Vec::new();
+    loop {
+        let available = match reader.fill_buf().await {
+            Ok([]) | Err(_) => return Line::End,
+            Ok(available) => available,
+        };
+        let (take, complete) = match memchr::memchr(b'\n', available) {
+            Some(end) => (end, true),
+            None => (available.len(), false),
+        };
+        if line.len() + take > cap {
+            return Line::TooLong;
+        }
+        line.extend_from_slice(&available[..take]);
+        reader.consume(take + usize::from(complete));
+        if complete {
+            if line.trim_ascii().is_empty() {
+                line.clear();
+                continue;
+            }
+            return Line::Answer(line);
+        }
+    }
+}
