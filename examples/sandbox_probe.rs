@@ -110,41 +110,5 @@ fn run(op: &str) -> std::io::Result<()> {
     }
 }
 
-/// The two probes no safe wrapper offers.
-#[allow(unsafe_code)]
-mod raw {
-    pub fn io_uring_setup() -> std::io::Result<()> {
-        let mut params = [0u8; 120]; // struct io_uring_params
-        // SAFETY: io_uring_setup(entries, params) writes at most sizeof(io_uring_params) = 120
-        // bytes into `params`, which is that large and lives across the call.
-        let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by the kernel and is owned by nothing else.
-        unsafe { libc::close(fd as i32) };
-        Ok(())
-    }
-
-    pub fn unshare_user_namespace() -> std::io::Result<()> {
-        // SAFETY: unshare(CLONE_NEWUSER) takes no pointers; in this single-threaded probe it
-        // can only move the process into a new user namespace, which is what is being probed.
-        let r = unsafe { libc::unshare(libc::CLONE_NEWUSER) };
-        if r < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn ptrace_traceme() -> std::io::Result<()> {
-        // SAFETY: PTRACE_TRACEME takes no pointers; it only marks this process as traceable by
-        // its parent, which never attaches.
-        let r = unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) };
-        if r < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-}
+#[path = "support/raw_probes.rs"]
+mod raw;

@@ -24,6 +24,8 @@ use landlock::{
 use rustix::process::{Pid, Resource, Rlimit, Signal};
 use serde::{Deserialize, Serialize};
 
+use crate::policy::SandboxMode;
+
 /// The first argument that selects the helper mode.
 pub const HELPER_ARG: &str = "__plugin-sandbox";
 
@@ -52,6 +54,9 @@ pub struct ChildSpec {
     /// The server's process id: if the helper's parent is already another process, the server
     /// died before the death signal was armed.
     pub server_pid: i32,
+    /// The policy's `sandbox.mode`: `off` skips the Landlock layer and the seccomp filter (the
+    /// rest still applies), `best-effort` goes on without what the kernel cannot do.
+    pub mode: SandboxMode,
 }
 
 /// Kernel resource limits of a plugin process.
@@ -108,16 +113,23 @@ fn lock_down_and_exec(spec: &ChildSpec) -> String {
     if let Err(error) = set_limits(&spec.limits) {
         return error;
     }
-    if let Err(error) = restrict_filesystem(spec) {
-        return format!("Landlock: {error}");
-    }
-    match super::seccomp::child_filter(spec.limits.processes == 0) {
-        Ok(program) => {
-            if let Err(error) = seccompiler::apply_filter(&program) {
-                return format!("seccomp: {error}");
-            }
+    if spec.mode != SandboxMode::Off {
+        let strict = spec.mode == SandboxMode::Enforce;
+        if let Err(error) = restrict_filesystem(spec)
+            && strict
+        {
+            return format!("Landlock: {error}");
         }
-        Err(error) => return error.to_string(),
+        let filter = super::seccomp::child_filter(spec.limits.processes == 0)
+            .map_err(|e| e.to_string())
+            .and_then(|program| {
+                seccompiler::apply_filter(&program).map_err(|e| format!("seccomp: {e}"))
+            });
+        if let Err(error) = filter
+            && strict
+        {
+            return error;
+        }
     }
     let error = std::process::Command::new(&spec.program)
         .args(&spec.args)
@@ -223,6 +235,7 @@ mod tests {
                 processes: 0,
             },
             server_pid: 42,
+            mode: SandboxMode::Enforce,
         };
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<ChildSpec>(&json).unwrap(), spec);

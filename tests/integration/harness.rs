@@ -157,7 +157,7 @@ impl Server {
         Self::launch_with(bin, policy, setup, &[])
     }
 
-    fn launch_with(
+    pub fn launch_with(
         bin: &Path,
         policy: Option<&str>,
         setup: impl FnOnce(&Path),

@@ -30,3 +30,5 @@ mod bugtracker;
 mod web_search;
 // The fuzz corpora, replayed through the fuzz targets' property checks.
 mod fuzz_corpus;
+// External plugins: examples, escapes, misbehaviour, process clean-up, manifest checks.
+mod external;

@@ -8,6 +8,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::policy::SandboxMode;
 use crate::sandbox::child::{ChildLimits, ChildSpec, HELPER_ARG};
 
 use super::manifest::{EnvEntry, Manifest, Mode};
@@ -231,6 +232,7 @@ impl Launcher {
         helper: PathBuf,
         env: Vec<(String, String)>,
         deadline_secs: u64,
+        mode: SandboxMode,
     ) -> Self {
         let read = RUNTIME_READ
             .iter()
@@ -259,6 +261,7 @@ impl Launcher {
                     processes: manifest.limits.processes,
                 },
                 server_pid: std::process::id() as i32,
+                mode,
             },
             env,
             cwd: manifest.dir.clone(),

@@ -117,6 +117,7 @@ pub fn load_all(
             helper.clone(),
             launch::environment(&manifest.env, env),
             deadline.as_secs_f64().ceil() as u64,
+            policy.sandbox.mode,
         );
         let persistent = (manifest.mode == Mode::Persistent).then(Persistent::default);
         plugins.push(ExternalPlugin {
