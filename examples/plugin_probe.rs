@@ -184,7 +184,6 @@ fn escape(arguments: &Map<String, Value>) -> Value {
         "setsid",
         rustix::process::setsid().map(drop).map_err(Into::into),
     );
-    let mut report = report;
     let prctl = |option| match raw::prctl_get(option) {
         Ok(value) => value.to_string(),
         Err(error) => format!("error={error}"),
