@@ -147,7 +147,11 @@ pub fn elf_loader(path: &Path) -> Result<Option<PathBuf>, String> {
             .map(|()| buffer)
     };
     let malformed = || bad("is a malformed ELF file");
-    let header = read_at(0, 64).ok_or_else(malformed)?;
+    let mut header = Vec::with_capacity(64);
+    (&file)
+        .take(64)
+        .read_to_end(&mut header)
+        .map_err(|e| bad(&format!("cannot be read: {e}")))?;
     if header.get(..4) != Some(b"\x7fELF") {
         return Err(bad(
             "is neither an ELF executable nor a script starting with #!",
@@ -167,6 +171,9 @@ pub fn elf_loader(path: &Path) -> Result<Option<PathBuf>, String> {
             .and_then(|b| b.try_into().ok())
             .map(u64::from_le_bytes)
     };
+    if header.len() < 64 {
+        return Err(malformed());
+    }
     let table_offset = u64_at(&header, 0x20).ok_or_else(malformed)?;
     let entry_size = usize::from(u16_at(&header, 0x36).ok_or_else(malformed)?);
     let entries = usize::from(u16_at(&header, 0x38).ok_or_else(malformed)?);
