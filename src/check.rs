@@ -281,6 +281,24 @@ pub fn report(
                 "no web_search tool",
             ),
         },
+        row(
+            "plugins.external",
+            list(
+                policy
+                    .plugins
+                    .external
+                    .iter()
+                    .map(|p| p.written.clone())
+                    .collect(),
+            ),
+            Kernel,
+            if plan.plugin_runtime {
+                "each call runs in its own sandbox (no network, Landlock on its grants, seccomp, \
+                 rlimits); the server may execute only these plugins"
+            } else {
+                "no external plugins: execve stays forbidden"
+            },
+        ),
         match &policy.plugins.bugtracker {
             Some(tracker) => row(
                 "plugins.bugtracker",

@@ -211,9 +211,23 @@ impl SandboxPlan {
     /// libraries and plugin directories, read+execute on plugin programs and the plugin helper)
     /// and the plugin runtime's system calls. Without this, execve stays forbidden.
     pub fn allow_plugins(&mut self, grants: impl IntoIterator<Item = FsGrant>) {
-        let mut fs: BTreeSet<FsGrant> = std::mem::take(&mut self.fs).into_iter().collect();
-        fs.extend(grants);
-        self.fs = fs.into_iter().collect();
+        // One rule per path and access; the reasons of repeated grants are joined.
+        let mut merged: std::collections::BTreeMap<(PathBuf, FsAccess), Vec<String>> =
+            std::collections::BTreeMap::new();
+        for grant in std::mem::take(&mut self.fs).into_iter().chain(grants) {
+            let reasons = merged.entry((grant.path, grant.access)).or_default();
+            if !reasons.contains(&grant.reason) {
+                reasons.push(grant.reason);
+            }
+        }
+        self.fs = merged
+            .into_iter()
+            .map(|((path, access), reasons)| FsGrant {
+                path,
+                access,
+                reason: reasons.join("; "),
+            })
+            .collect();
         self.syscalls = plugin_runtime_allowlist();
         self.plugin_runtime = true;
     }
@@ -339,6 +353,36 @@ mod tests {
         }
         assert_eq!(plan.mode, SandboxMode::Enforce);
         assert_eq!(plan.seccomp_action, SeccompAction::Errno);
+    }
+
+    #[test]
+    fn plugins_raise_the_ceiling_only_when_configured() {
+        let mut plan = plan(&policy(""), &probe);
+        let names =
+            |plan: &SandboxPlan| -> Vec<&str> { plan.syscalls.iter().map(|s| s.name).collect() };
+        assert!(!names(&plan).contains(&"execve"), "no plugins: no execve");
+        assert!(!plan.plugin_runtime);
+        let grant = |path: &str, access, reason: &str| FsGrant {
+            path: PathBuf::from(path),
+            access,
+            reason: reason.into(),
+        };
+        plan.allow_plugins([
+            grant("/usr/bin/node", FsAccess::ReadExecute, "a"),
+            grant("/usr/bin/node", FsAccess::ReadExecute, "b"),
+            grant("/usr/lib", FsAccess::Read, "runtime"),
+        ]);
+        assert!(plan.plugin_runtime);
+        assert!(names(&plan).contains(&"execve"));
+        let node: Vec<&FsGrant> = plan
+            .fs
+            .iter()
+            .filter(|g| g.path == Path::new("/usr/bin/node"))
+            .collect();
+        assert_eq!(node.len(), 1, "one rule per path and access");
+        assert_eq!(node[0].reason, "a; b");
+        let programs = crate::sandbox::seccomp::compile(&plan).unwrap();
+        assert_eq!(programs.len(), 3, "clone3, deny and allowlist filters");
     }
 
     #[test]

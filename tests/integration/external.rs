@@ -436,3 +436,58 @@ fn manifests_that_ask_for_too_much_refuse_to_start() {
         "{stderr}"
     );
 }
+
+/// Waits for the first pid file in `dir`.
+fn wait_for_pid(dir: &Path) -> i32 {
+    let deadline = Instant::now() + crate::harness::TIMEOUT;
+    loop {
+        let found = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .next();
+        if let Some(pid) = found {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "the plugin never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn cancelling_a_call_or_killing_the_server_kills_the_plugin() {
+    let setup = |dir: &Path| {
+        std::fs::create_dir_all(dir.join("work/pids")).unwrap();
+        probe_manifest(
+            dir,
+            "sleepy",
+            &["hang"],
+            "sandbox:\n  write: [\"~/work/pids\"]\n",
+        );
+    };
+    let mut server = start(&["~/plugins/sleepy/manifest.yaml".to_owned()], setup, &[]);
+    let pid_dir = server.sandbox.path().join("work/pids");
+    let hang = |id: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "hang", "arguments": {"pid_dir": pid_dir}}})
+    };
+
+    server.send(hang(1));
+    let plugin = wait_for_pid(&pid_dir);
+    server.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                       "params": {"requestId": 1, "reason": "test"}}),
+    );
+    assert_eq!(wait_until_gone(&[plugin]), Vec::<i32>::new(), "cancelled");
+    server.assert_alive();
+
+    std::fs::remove_file(pid_dir.join(plugin.to_string())).unwrap();
+    server.send(hang(2));
+    let plugin = wait_for_pid(&pid_dir);
+    let server_pid = rustix::process::Pid::from_raw(server.client.pid() as i32).unwrap();
+    rustix::process::kill_process(server_pid, rustix::process::Signal::KILL).unwrap();
+    assert_eq!(
+        wait_until_gone(&[plugin]),
+        Vec::<i32>::new(),
+        "the parent-death signal ends the plugin with the server"
+    );
+}

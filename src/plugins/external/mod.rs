@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use self::launch::{Launcher, Program, RUNTIME_READ};
 use self::manifest::{Manifest, ManifestError, Mode};
 use self::persistent::Persistent;
-use self::process::PluginProcess;
+use self::process::{Pipes, PluginProcess};
 use super::{CallContext, Plugin, ToolDefinition, ToolFuture, ToolResult};
 use crate::guard::PathRules;
 use crate::policy::Policy;
@@ -290,36 +290,30 @@ impl ExternalPlugin {
 
     async fn call_once(&self, request: Vec<u8>, ctx: CallContext) -> ToolResult {
         let (deadline, allowed) = self.deadline(&ctx);
-        let mut process = match PluginProcess::spawn(&mut self.launcher.command()) {
-            Ok(process) => process,
+        let (mut process, pipes) = match PluginProcess::spawn(&mut self.launcher.command()) {
+            Ok(started) => started,
             Err(error) => return self.failure(format_args!("could not be started: {error}")),
         };
         let cap = self.manifest.limits.output_bytes as usize;
-        let stdin = process.child.stdin.take();
-        let stdout = process.child.stdout.take();
-        let stderr = process.child.stderr.take();
+        let Pipes {
+            mut stdin,
+            mut stdout,
+            mut stderr,
+        } = pipes;
         let killer = process.killer();
         let exchange = async {
             let write = async move {
-                if let Some(mut stdin) = stdin {
-                    // A plugin may exit without reading; its answer still counts.
-                    let _ = stdin.write_all(&request).await;
-                }
+                // A plugin may exit without reading; its answer still counts.
+                let _ = stdin.write_all(&request).await;
             };
             let read = async move {
-                let mut stdout = stdout?;
                 let output = process::read_capped(&mut stdout, cap).await;
                 if output.is_err() {
                     killer.kill();
                 }
-                Some(output)
+                output
             };
-            let read_errors = async move {
-                match stderr {
-                    Some(mut stderr) => process::read_stderr(&mut stderr).await,
-                    None => Vec::new(),
-                }
-            };
+            let read_errors = async move { process::read_stderr(&mut stderr).await };
             let ((), output, errors) = tokio::join!(write, read, read_errors);
             let status = process.wait().await;
             (output, errors, status)
@@ -345,14 +339,13 @@ impl ExternalPlugin {
         process::log_stderr(&self.manifest.name, &errors);
         let tail = process::stderr_tail(&errors);
         let output = match output {
-            None => return self.failure("has no stdout"),
-            Some(Err(_)) => {
+            Err(_) => {
                 return self.failure(format_args!(
                     "printed more than {cap} bytes (sandbox.limits.output_bytes), so it was \
                      stopped"
                 ));
             }
-            Some(Ok(output)) => output,
+            Ok(output) => output,
         };
         let status = match status {
             Ok(status) => status,

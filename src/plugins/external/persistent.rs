@@ -7,7 +7,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::Mutex;
 
-use super::process::{self, PluginProcess};
+use super::process::{self, Pipes, PluginProcess};
 use super::{ExternalPlugin, response};
 use crate::plugins::{CallContext, ToolResult};
 
@@ -94,23 +94,23 @@ impl Persistent {
 }
 
 fn start(plugin: &ExternalPlugin) -> std::io::Result<Live> {
-    let mut process = PluginProcess::spawn(&mut plugin.launcher.command())?;
-    let missing = || std::io::Error::other("the plugin's pipes are missing");
-    let stdin = process.child.stdin.take().ok_or_else(missing)?;
-    let stdout = process.child.stdout.take().ok_or_else(missing)?;
-    if let Some(mut stderr) = process.child.stderr.take() {
-        let name = plugin.manifest.name.clone();
-        // Logged as it comes, one bounded chunk at a time, for as long as the process lives.
-        tokio::spawn(async move {
-            loop {
-                let chunk = process::read_stderr_chunk(&mut stderr).await;
-                if chunk.is_empty() {
-                    return;
-                }
-                process::log_stderr(&name, &chunk);
+    let (process, pipes) = PluginProcess::spawn(&mut plugin.launcher.command())?;
+    let Pipes {
+        stdin,
+        stdout,
+        mut stderr,
+    } = pipes;
+    let name = plugin.manifest.name.clone();
+    // Logged as it comes, one bounded chunk at a time, for as long as the process lives.
+    tokio::spawn(async move {
+        loop {
+            let chunk = process::read_stderr_chunk(&mut stderr).await;
+            if chunk.is_empty() {
+                return;
             }
-        });
-    }
+            process::log_stderr(&name, &chunk);
+        }
+    });
     Ok(Live {
         process,
         stdin,

@@ -9,7 +9,7 @@ use std::process::ExitStatus;
 
 use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Child;
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 
 use crate::sandbox::child::HELPER_FAILED;
 
@@ -18,29 +18,46 @@ pub const STDERR_KEPT: usize = 64 * 1024;
 /// stderr bytes quoted in a tool error.
 const STDERR_QUOTED: usize = 1024;
 
-/// A started plugin process; dropping it kills the process group.
+/// A started plugin process; dropping it kills the process group and reaps the process.
 #[derive(Debug)]
 pub struct PluginProcess {
-    /// The process (tokio reaps it after a kill on drop).
-    pub child: Child,
+    /// `None` once reaped (or handed to the reaper task).
+    child: Option<Child>,
     pid: Option<Pid>,
 }
 
+/// The plugin's end of its standard streams.
+#[derive(Debug)]
+pub struct Pipes {
+    /// Its stdin.
+    pub stdin: ChildStdin,
+    /// Its stdout.
+    pub stdout: ChildStdout,
+    /// Its stderr.
+    pub stderr: ChildStderr,
+}
+
 impl PluginProcess {
-    /// Starts `command` (from `Launcher::command`).
+    /// Starts `command` (from `Launcher::command`, with piped stdio).
     ///
     /// # Errors
     /// The helper could not be started.
-    pub fn spawn(command: &mut tokio::process::Command) -> std::io::Result<Self> {
-        let child = command.spawn()?;
+    pub fn spawn(command: &mut tokio::process::Command) -> std::io::Result<(Self, Pipes)> {
+        let mut child = command.spawn()?;
         let pid = child.id().and_then(|id| Pid::from_raw(id as i32));
-        Ok(PluginProcess { child, pid })
-    }
-
-    /// Kills the process group and the process (before `setsid` ran, the process is not yet in
-    /// its own group).
-    pub fn kill(&self) {
-        self.killer().kill();
+        let missing = || std::io::Error::other("the plugin's pipes are missing");
+        let pipes = Pipes {
+            stdin: child.stdin.take().ok_or_else(missing)?,
+            stdout: child.stdout.take().ok_or_else(missing)?,
+            stderr: child.stderr.take().ok_or_else(missing)?,
+        };
+        Ok((
+            PluginProcess {
+                child: Some(child),
+                pid,
+            },
+            pipes,
+        ))
     }
 
     /// A handle that can kill the process while its I/O is borrowed elsewhere. Use it only
@@ -51,20 +68,38 @@ impl PluginProcess {
 
     /// Kills and waits for the process, so no zombie or descendant is left behind.
     pub async fn kill_and_reap(&mut self) -> Option<ExitStatus> {
-        self.kill();
-        let status = self.child.wait().await.ok();
-        // Reaped: the pid may be reused from now on, so never signal it again.
-        self.pid = None;
-        status
+        self.killer().kill();
+        self.wait().await.ok()
     }
 
-    /// Waits for the process to exit on its own.
+    /// Waits for the process to exit.
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        let status = self.child.wait().await;
+        let child = self
+            .child
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the plugin was already reaped"))?;
+        let status = child.wait().await;
         if status.is_ok() {
+            // Reaped: the pid may be reused from now on, so never signal it again.
             self.pid = None;
+            self.child = None;
         }
         status
+    }
+}
+
+impl Drop for PluginProcess {
+    /// A call dropped mid-way (deadline or cancellation in the dispatcher): kill the group now
+    /// and reap the process in the background, so no zombie waits for tokio's next clean-up.
+    fn drop(&mut self) {
+        self.killer().kill();
+        if let Some(mut child) = self.child.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = child.wait().await;
+            });
+        }
     }
 }
 
@@ -89,12 +124,6 @@ impl Killer {
         if let Some(pid) = self.pid {
             let _ = rustix::process::kill_process_group(pid, Signal::KILL);
         }
-    }
-}
-
-impl Drop for PluginProcess {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
