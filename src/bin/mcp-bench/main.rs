@@ -7,12 +7,15 @@
 //! ```
 //!
 //! Measured: spawn-to-`initialize`-answer latency, `tools/call` round trips (sequential),
-//! pipelined throughput, the server's peak RSS, and (`--bugs`) the bug tracker: sequential
-//! `add_bug` rate and latency, and filtered `list_bugs` on a large project. Numbers, not
+//! pipelined throughput, the server's peak RSS, (`--bugs`) the bug tracker: sequential
+//! `add_bug` rate and latency, and filtered `list_bugs` on a large project, and (`--external`)
+//! external plugin call overhead. Numbers, not
 //! pass/fail: targets live in the README, not in tests.
 
 // A reporting tool: its output is for people and scripts, and stdout is the place for it.
 #![allow(clippy::print_stdout)]
+
+mod external;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -59,6 +62,11 @@ struct Args {
     /// Bugs in the project that `list_bugs` is timed on.
     #[arg(long, default_value_t = 10_000)]
     bug_project_size: usize,
+    /// External plugins: time this many calls per plugin and mode (Rust, Python and Node.js
+    /// examples, per call and persistent; needs `cargo build --release --example
+    /// calculate_hash`; 0 skips it).
+    #[arg(long, default_value_t = 200)]
+    external: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -157,9 +165,16 @@ fn run(args: &Args) -> Result<Value, String> {
     } else {
         None
     };
+    let external = if args.external > 0 && args.server.is_empty() {
+        let server = PathBuf::from(server_command(args)?.get_program());
+        Some(external::measure(args.external, &server)?)
+    } else {
+        None
+    };
     Ok(json!({
         "sandbox_on_vs_off": sandbox_cost,
         "bugtracker": bugs,
+        "external": external,
         "server": if args.server.is_empty() { "mcp-secure-server".to_owned() } else { args.server.join(" ") },
         "pinned_cpu": args.cpu,
         "spawn_to_initialize_ms": {
@@ -550,6 +565,7 @@ fn print_table(report: &Value) {
             row["ratio_p50"]
         );
     }
+    external::print(&report["external"]);
     let bugs = &report["bugtracker"];
     if !bugs.is_null() {
         let add = &bugs["add_bug"];
