@@ -225,6 +225,8 @@ pub struct Launcher {
     pub helper: PathBuf,
     /// The helper's specification.
     pub spec: ChildSpec,
+    /// `spec` as the helper's argument.
+    spec_json: String,
     /// The plugin's environment.
     pub env: Vec<(String, String)>,
     /// Its working directory.
@@ -233,6 +235,9 @@ pub struct Launcher {
 
 impl Launcher {
     /// The launcher of `manifest`'s plugin; `deadline_secs` bounds CPU time per call.
+    ///
+    /// # Errors
+    /// A path is not UTF-8 (the specification travels as JSON).
     pub fn new(
         manifest: &Manifest,
         program: &Program,
@@ -240,7 +245,7 @@ impl Launcher {
         env: Vec<(String, String)>,
         deadline_secs: u64,
         mode: SandboxMode,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let read = RUNTIME_READ
             .iter()
             .map(PathBuf::from)
@@ -253,26 +258,31 @@ impl Launcher {
             (None, Mode::PerCall) => Some(deadline_secs.saturating_add(1)),
             (None, Mode::Persistent) => None,
         };
-        Launcher {
-            helper,
-            spec: ChildSpec {
-                program: program.program.clone(),
-                args: program.args.clone(),
-                read,
-                execute: program.execute.clone(),
-                write: manifest.write.clone(),
-                limits: ChildLimits {
-                    cpu_seconds,
-                    open_files: manifest.limits.open_files,
-                    file_size: manifest.limits.file_size,
-                    processes: manifest.limits.processes,
-                },
-                server_pid: std::process::id() as i32,
-                mode,
+        let spec = ChildSpec {
+            program: program.program.clone(),
+            args: program.args.clone(),
+            read,
+            execute: program.execute.clone(),
+            write: manifest.write.clone(),
+            limits: ChildLimits {
+                cpu_seconds,
+                open_files: manifest.limits.open_files,
+                file_size: manifest.limits.file_size,
+                processes: manifest.limits.processes,
             },
+            server_pid: std::process::id() as i32,
+            mode,
+        };
+        let spec_json = serde_json::to_string(&spec).map_err(|e| {
+            format!("a path of this plugin cannot be passed to its sandbox ({e}); use UTF-8 paths")
+        })?;
+        Ok(Launcher {
+            helper,
+            spec,
+            spec_json,
             env,
             cwd: manifest.dir.clone(),
-        }
+        })
     }
 
     /// The command that starts the plugin in its sandbox, with piped stdio, a cleared
@@ -282,7 +292,7 @@ impl Launcher {
         let mut command = tokio::process::Command::new(&self.helper);
         command
             .arg(HELPER_ARG)
-            .arg(serde_json::to_string(&self.spec).unwrap_or_default())
+            .arg(&self.spec_json)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.cwd)

@@ -118,7 +118,12 @@ pub fn load_all(
             launch::environment(&manifest.env, env),
             deadline.as_secs_f64().ceil() as u64,
             policy.sandbox.mode,
-        );
+        )
+        .map_err(|message| ManifestError {
+            manifest: path.clone(),
+            key: ".".into(),
+            message,
+        })?;
         let persistent = (manifest.mode == Mode::Persistent).then(Persistent::default);
         plugins.push(ExternalPlugin {
             manifest,
