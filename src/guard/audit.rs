@@ -3,8 +3,9 @@
 //! Every record carries `seq` (consecutive), `prev` (the previous record's hash) and `hash`
 //! (SHA-256 of the record without `hash`, serialised as written), so an edited, deleted or
 //! reordered line breaks the chain and `audit verify` finds it. Records are written under an
-//! exclusive `flock` with one `write(2)` each (O_APPEND): concurrent calls, and other server
-//! processes sharing the file, never interleave, and each writer re-reads the chain's last link
+//! exclusive `flock`, whole lines in one `write(2)` (O_APPEND); records of calls that finish while
+//! another is being written go out together in the next write (group commit). Concurrent calls,
+//! and other server processes sharing the file, never interleave, and each writer re-reads the chain's last link
 //! when someone else appended or rotated. Nothing is buffered in the process, so a clean shutdown
 //! or SIGTERM loses nothing. Files rotate by size; the chain continues into the new file.
 //! Arguments are redacted before they are recorded.
@@ -100,6 +101,9 @@ struct Writer {
 
 /// The audit log.
 pub struct AuditLog {
+    /// Records waiting for the writer. Whoever holds the writer next writes them all at once
+    /// (group commit): one lock and one `write(2)` for many concurrent calls.
+    pending: Mutex<Vec<Map<String, Value>>>,
     writer: Mutex<Writer>,
     level: AuditLevel,
     include: Vec<AuditField>,
@@ -133,6 +137,7 @@ impl AuditLog {
         };
         writer.resync()?;
         Ok(AuditLog {
+            pending: Mutex::new(Vec::new()),
             writer: Mutex::new(writer),
             level: policy.log_level,
             include: policy.include.clone(),
@@ -206,34 +211,62 @@ impl AuditLog {
                 json!(humantime::format_rfc3339_micros(SystemTime::now()).to_string()),
             );
         }
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(fields);
+        // Once we hold the writer, our record is either written (by the previous holder, who
+        // took it from `pending`) or still pending and written by us: either way it is on file
+        // before this returns.
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(error) = writer.append(fields) {
-            tracing::error!(%error, path = %writer.path.display(), "audit record not written");
+        let batch =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if batch.is_empty() {
+            return;
+        }
+        let count = batch.len();
+        if let Err(error) = writer.append(batch) {
+            tracing::error!(%error, path = %writer.path.display(), records = count, "audit records not written");
         }
     }
 }
 
 impl Writer {
-    /// Chains and writes one record under the file lock.
-    fn append(&mut self, mut fields: Map<String, Value>) -> std::io::Result<()> {
+    /// Chains and writes `records` under the file lock, in one `write(2)` unless the file
+    /// rotates in between.
+    fn append(&mut self, records: Vec<Map<String, Value>>) -> std::io::Result<()> {
         use rustix::fs::{FlockOperation, flock};
         flock(&self.file, FlockOperation::LockExclusive)?;
         let result = (|| {
             self.resync()?;
-            if let Some(reason) = self.restart.take() {
-                fields.insert("chain_restart".into(), json!(reason));
+            let mut lines = Vec::new();
+            for mut fields in records {
+                if let Some(reason) = self.restart.take() {
+                    fields.insert("chain_restart".into(), json!(reason));
+                }
+                fields.insert("seq".into(), json!(self.seq + 1));
+                fields.insert("prev".into(), json!(self.prev));
+                let hash = record_hash(&fields);
+                fields.insert("hash".into(), json!(hash));
+                let mut line = Value::Object(fields).to_string().into_bytes();
+                line.push(b'\n');
+                let written = self.size + lines.len() as u64;
+                if self.max_bytes > 0 && written > 0 && written + line.len() as u64 > self.max_bytes
+                {
+                    self.write(&lines)?;
+                    lines.clear();
+                    self.rotate()?;
+                }
+                lines.extend_from_slice(&line);
+                self.seq += 1;
+                self.prev = hash;
             }
-            fields.insert("seq".into(), json!(self.seq + 1));
-            fields.insert("prev".into(), json!(self.prev));
-            let hash = record_hash(&fields);
-            fields.insert("hash".into(), json!(hash));
-            let mut line = Value::Object(fields).to_string().into_bytes();
-            line.push(b'\n');
-            self.write(&line)?;
-            self.seq += 1;
-            self.prev = hash;
-            Ok(())
+            self.write(&lines)
         })();
+        if result.is_err() {
+            // The chain state ran ahead of the file: re-read the last link next time.
+            self.size = u64::MAX;
+        }
         // Closing or reopening releases the lock too; this covers the normal path.
         let _ = flock(&self.file, FlockOperation::Unlock);
         result
@@ -251,7 +284,11 @@ impl Writer {
             self.file = open_append(&self.path)?;
             rustix::fs::flock(&self.file, rustix::fs::FlockOperation::LockExclusive)?;
         }
-        let size = self.file.metadata()?.len();
+        let size = if same_file {
+            ours.len()
+        } else {
+            self.file.metadata()?.len()
+        };
         if !same_file || size != self.size {
             match last_link(&self.path)? {
                 Link::Record(seq, hash) => (self.seq, self.prev) = (seq, hash),
@@ -267,16 +304,16 @@ impl Writer {
         Ok(())
     }
 
-    fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
-        if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
-            self.rotate()?;
+    /// Appends whole lines with one write(2) on the O_APPEND file: records never interleave.
+    fn write(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
         }
-        // One write(2) of a whole line on an O_APPEND file: records never interleave.
-        let written = self.file.write(line)?;
-        if written != line.len() {
+        let written = self.file.write(lines)?;
+        if written != lines.len() {
             return Err(std::io::Error::other("short write to the audit log"));
         }
-        self.size += line.len() as u64;
+        self.size += lines.len() as u64;
         Ok(())
     }
 
@@ -532,6 +569,32 @@ mod tests {
             std::fs::write(&path, text).unwrap();
             assert!(verify(&path).is_err(), "{what} not detected");
         }
+    }
+
+    #[test]
+    fn concurrent_calls_are_all_written_in_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        // Small files: batches also cross rotations.
+        let mut small = policy(dir.path(), 1);
+        small.keep = 100;
+        let log = AuditLog::open(&small).unwrap();
+        let big = CallRecord {
+            arguments: json!({"q": "x".repeat(2000)}),
+            ..call(Outcome::Ok)
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..200 {
+                        log.call(&big);
+                    }
+                });
+            }
+        });
+        let verified = verify(&dir.path().join("audit.log")).unwrap();
+        assert!(verified.files.len() > 1, "the log rotated");
+        assert_eq!(verified.records, 1600, "every record kept (keep: 100)");
+        assert_eq!(verified.last.map(|(seq, _)| seq), Some(1600));
     }
 
     #[test]
