@@ -121,6 +121,8 @@ fn run(args: &Args) -> Result<Value, String> {
     let mut client = StdioClient::spawn(server_command(args)?).map_err(|e| e.to_string())?;
     client.initialize(TIMEOUT).map_err(|e| e.to_string())?;
     let pid = client.pid();
+    // Idle: initialised, no call served yet.
+    let idle_rss_kib = status_kib(pid, "VmRSS:");
 
     let call = |client: &mut StdioClient, id: u64| call_tool(client, &args.tool, id);
     for id in 0..(args.calls / 10).max(1) {
@@ -151,7 +153,7 @@ fn run(args: &Args) -> Result<Value, String> {
         sent += batch;
     }
     let pipelined_secs = start.elapsed().as_secs_f64();
-    let peak_rss_kib = peak_rss_kib(pid);
+    let peak_rss_kib = status_kib(pid, "VmHWM:");
     client.finish(TIMEOUT).map_err(|e| e.to_string())?;
 
     round_trips.sort();
@@ -193,6 +195,7 @@ fn run(args: &Args) -> Result<Value, String> {
             "window": args.window,
             "calls_per_second": (args.pipelined as f64 / pipelined_secs).round(),
         },
+        "idle_rss_mib": idle_rss_kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0),
         "peak_rss_mib": peak_rss_kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0),
     }))
 }
@@ -499,11 +502,12 @@ fn micros(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0 * 10.0).round() / 10.0
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+/// A `kB` field of `/proc/PID/status` (`VmRSS:` now, `VmHWM:` the peak).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -538,6 +542,7 @@ fn print_table(report: &Value) {
         "{:<36} {:>12}",
         "pipelined calls per second", p["calls_per_second"]
     );
+    println!("{:<36} {:>12}", "idle RSS (MiB)", report["idle_rss_mib"]);
     println!("{:<36} {:>12}", "peak RSS (MiB)", report["peak_rss_mib"]);
     let cost = &report["sandbox_on_vs_off"];
     for (name, unit) in [
