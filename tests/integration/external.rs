@@ -41,7 +41,7 @@ fn probe_manifest(dir: &Path, name: &str, tools: &[&str], extra: &str) -> PathBu
     );
     for tool in tools {
         yaml.push_str(&format!(
-            "  - name: {tool}\n    description: probe {tool}\n    input_schema:\n      type: object\n      properties:\n        pid_dir: {{type: string}}\n        children: {{type: integer}}\n        secret: {{type: string}}\n        target_pid: {{type: integer}}\n        outside_dir: {{type: string}}\n        symlink: {{type: string}}\n        granted_dir: {{type: string}}\n"
+            "  - name: {tool}\n    description: probe {tool}\n    input_schema:\n      type: object\n      properties:\n        pid_dir: {{type: string}}\n        children: {{type: integer}}\n        secret: {{type: string}}\n        target_pid: {{type: integer}}\n        file: {{type: string, format: path}}\n        outside_dir: {{type: string}}\n        symlink: {{type: string}}\n        granted_dir: {{type: string}}\n"
         ));
     }
     yaml.push_str(extra);
@@ -489,5 +489,42 @@ fn cancelling_a_call_or_killing_the_server_kills_the_plugin() {
         wait_until_gone(&[plugin]),
         Vec::<i32>::new(),
         "the parent-death signal ends the plugin with the server"
+    );
+}
+
+#[test]
+fn arguments_pass_the_guardrails_before_the_plugin_starts() {
+    let setup = |dir: &Path| {
+        std::fs::create_dir_all(dir.join("work")).unwrap();
+        probe_manifest(dir, "guarded", &["pid"], "");
+    };
+    let mut server = start(&["~/plugins/guarded/manifest.yaml".to_owned()], setup, &[]);
+    let home = server.sandbox.path().to_owned();
+    let allowed = server.call_tool(json!(1), "pid", json!({"file": home.join("work")}));
+    assert!(!is_error(&allowed), "{allowed}");
+    let refused = server.call_tool(json!(2), "pid", json!({"file": "/etc/passwd"}));
+    assert!(is_error(&refused), "{refused}");
+    assert!(
+        tool_text(&refused).contains("filesystem.allowed_paths"),
+        "{refused}"
+    );
+    let unknown = server.call_tool(json!(3), "pid", json!({"nope": 1}));
+    assert!(is_error(&unknown), "closed schema: {unknown}");
+    let (_, sandbox) = server.stop();
+    let log =
+        std::fs::read_to_string(sandbox.path().join("state/mcp-secure-server/audit.log")).unwrap();
+    let outcomes: Vec<(Value, Value)> = log
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|record| record["type"] == "call")
+        .map(|record| (record["request_id"].clone(), record["outcome"].clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (json!(1), json!("ok")),
+            (json!(2), json!("denied")),
+            (json!(3), json!("denied")),
+        ]
     );
 }
