@@ -215,6 +215,21 @@ pub fn host_rules(data: &[u8]) {
 /// A property check over arbitrary bytes.
 pub type Check = fn(&[u8]);
 
+/// An external plugin's answer (untrusted output): an accepted answer has at least one text
+/// block, and its MCP form parses back to the same result; a refusal says what was wrong.
+pub fn plugin_response(data: &[u8]) {
+    use crate::plugins::external::response;
+    match response::parse(data) {
+        Ok(result) => {
+            assert!(!result.content.is_empty(), "at least one block");
+            let again = response::parse(result.to_mcp().to_string().as_bytes())
+                .unwrap_or_else(|e| panic!("own form refused: {e}"));
+            assert_eq!(again, result, "parse(to_mcp(r)) == r");
+        }
+        Err(problem) => assert!(!problem.is_empty(), "a refusal says why"),
+    }
+}
+
 /// Every target, by the name of its `fuzz/fuzz_targets/*.rs` file and corpus directory.
 pub const TARGETS: &[(&str, Check)] = &[
     ("rpc_parse", rpc_parse),
@@ -223,4 +238,5 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("search_page", search_page),
     ("path_rules", path_rules),
     ("host_rules", host_rules),
+    ("plugin_response", plugin_response),
 ];
