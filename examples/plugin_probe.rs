@@ -154,6 +154,25 @@ fn escape(arguments: &Map<String, Value>) -> Value {
     probe("socket_netlink", raw::socket(libc::AF_NETLINK));
     probe("socket_packet", raw::socket(libc::AF_PACKET));
     probe("socket_unix", raw::socket(libc::AF_UNIX));
+    probe("socketpair_stream", raw::socketpair(libc::SOCK_STREAM));
+    probe(
+        "socketpair_datagram",
+        raw::socketpair(libc::SOCK_DGRAM | libc::SOCK_CLOEXEC),
+    );
+    probe(
+        "prlimit_server",
+        rustix::process::Pid::from_raw(server)
+            .ok_or_else(|| std::io::Error::other("no pid"))
+            .and_then(|pid| {
+                let limit = rustix::process::Rlimit {
+                    current: Some(64),
+                    maximum: Some(64),
+                };
+                rustix::process::prlimit(Some(pid), rustix::process::Resource::Nofile, limit)
+                    .map(drop)
+                    .map_err(Into::into)
+            }),
+    );
     // Through fork and exec, so that a success (outside the sandbox) does not replace the probe.
     probe(
         "exec_sh",

@@ -111,3 +111,14 @@ pub fn capabilities() -> std::io::Result<u64> {
         .map(|(i, d)| u64::from(d.effective | d.permitted | d.inheritable) << (32 * i))
         .fold(0, |all, set| all | set))
 }
+
+pub fn socketpair(kind: i32) -> std::io::Result<()> {
+    let mut fds = [0i32; 2];
+    // SAFETY: socketpair writes two descriptors into `fds`, which holds two; both are closed.
+    check(unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) }.into())?;
+    for fd in fds {
+        // SAFETY: the kernel just returned these descriptors; nothing else owns them.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}

@@ -111,7 +111,8 @@ pub fn compile(plan: &SandboxPlan) -> Result<Vec<BpfProgram>, SandboxError> {
 
 /// The plugin's own filter: everything the server's filters allow, except (EPERM) every
 /// `socket` (a plugin has no network, and Landlock ABI 7 does not confine connecting to named
-/// unix sockets; `socketpair` stays), the never-allowed calls, leaving its process group
+/// unix sockets), `socketpair` other than stream pairs, `prlimit64` on another process, the
+/// never-allowed calls, leaving its process group
 /// (`setsid`, `setpgid`: killing the group must reach every descendant) and, when
 /// `no_processes`, creating processes (`fork`, `vfork`, `clone` without `CLONE_THREAD`).
 ///
@@ -129,6 +130,26 @@ pub fn child_filter(no_processes: bool) -> Result<BpfProgram, SandboxError> {
     for number in [libc::SYS_socket, libc::SYS_setsid, libc::SYS_setpgid] {
         denied.insert(number, vec![]);
     }
+    let dword = |arg: u8, op: SeccompCmpOp, value: u64| {
+        SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
+            .and_then(|condition| SeccompRule::new(vec![condition]))
+    };
+    // Same user, so the kernel would let a plugin change the server's limits (RLIMIT_CPU 1
+    // kills it): only its own (pid 0).
+    denied.insert(
+        libc::SYS_prlimit64,
+        vec![dword(0, SeccompCmpOp::Ne, 0).map_err(bad)?],
+    );
+    // A datagram pair can `sendto` any named unix socket (/dev/log…), which Landlock ABI 7
+    // does not confine: stream pairs only (the type compared without SOCK_NONBLOCK/CLOEXEC).
+    denied.insert(
+        libc::SYS_socketpair,
+        (0..=15u64)
+            .filter(|kind| *kind != libc::SOCK_STREAM as u64)
+            .map(|kind| dword(1, SeccompCmpOp::MaskedEq(0xf), kind))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?,
+    );
     if no_processes {
         #[cfg(target_arch = "x86_64")]
         for number in [libc::SYS_fork, libc::SYS_vfork] {

@@ -199,6 +199,9 @@ fn escapes_are_refused_by_the_layer_that_owns_them() {
         ("socket_netlink", EPERM),
         ("socket_packet", EPERM),
         ("socket_unix", EPERM),
+        ("socketpair_datagram", EPERM),
+        ("socketpair_stream", "ok"),
+        ("prlimit_server", EPERM),
         // No processes unless the manifest allows them (seccomp)...
         ("fork", EPERM),
         ("exec_sh", EPERM),
@@ -261,6 +264,8 @@ fn escapes_are_refused_by_the_layer_that_owns_them() {
         "exec_sh",
         "ptrace_server",
         "signal_server",
+        "socketpair_datagram",
+        "prlimit_server",
     ] {
         assert_eq!(control[probe], json!("ok"), "control {probe}: {control}");
     }
