@@ -18,8 +18,8 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 use rustix::process::{Pid, Resource, Rlimit, Signal};
 use serde::{Deserialize, Serialize};
@@ -166,8 +166,22 @@ fn restrict_filesystem(spec: &ChildSpec) -> Result<(), String> {
     let all = AccessFs::from_all(NEWEST_ABI);
     let read_dir = AccessFs::from_read(NEWEST_ABI) & !AccessFs::Execute;
     let read_file: BitFlags<AccessFs> = AccessFs::ReadFile.into();
+    // Every path was resolved at start-up, so a symlink now means someone swapped a directory
+    // since: refuse it rather than follow it somewhere else.
     let open = |path: &PathBuf| {
-        PathFd::new(path).map_err(|e| format!("cannot open {}: {e}", path.display()))
+        rustix::fs::openat2(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+            rustix::fs::ResolveFlags::NO_SYMLINKS,
+        )
+        .map_err(|e| {
+            format!(
+                "cannot open {} (without following symlinks): {e}",
+                path.display()
+            )
+        })
     };
     let fail = |e: landlock::RulesetError| e.to_string();
     let mut ruleset = Ruleset::default()
@@ -180,7 +194,7 @@ fn restrict_filesystem(spec: &ChildSpec) -> Result<(), String> {
         .map_err(fail)?
         .create()
         .map_err(fail)?;
-    let is_dir = |path: &PathBuf| path.is_dir();
+    let is_dir = |path: &PathBuf| path.symlink_metadata().is_ok_and(|m| m.is_dir());
     let grants = spec
         .read
         .iter()

@@ -267,6 +267,11 @@ pub fn plugin_runtime_allowlist() -> Vec<AllowedSyscall> {
         ),
         allow!(SYS_chdir, Any, "plugin working directory"),
         allow!(
+            SYS_openat2,
+            Any,
+            "plugin helper: grants opened without following symlinks"
+        ),
+        allow!(
             SYS_close_range,
             Any,
             "plugin helper: closing inherited descriptors"

@@ -533,3 +533,30 @@ fn arguments_pass_the_guardrails_before_the_plugin_starts() {
         ]
     );
 }
+
+#[test]
+fn a_grant_swapped_for_a_symlink_after_start_up_is_refused() {
+    let setup = |dir: &Path| {
+        std::fs::create_dir_all(dir.join("work/ref")).unwrap();
+        std::fs::create_dir_all(dir.join("work/other")).unwrap();
+        probe_manifest(
+            dir,
+            "reader",
+            &["pid"],
+            "sandbox:\n  read: [\"~/work/ref\"]\n",
+        );
+    };
+    let mut server = start(&["~/plugins/reader/manifest.yaml".to_owned()], setup, &[]);
+    let work = server.sandbox.path().join("work");
+    let before = server.call_tool(json!(1), "pid", json!({}));
+    assert!(!is_error(&before), "{before}");
+    std::fs::remove_dir(work.join("ref")).unwrap();
+    std::os::unix::fs::symlink(work.join("other"), work.join("ref")).unwrap();
+    let after = server.call_tool(json!(2), "pid", json!({}));
+    assert!(
+        tool_text(&after).contains("could not be started in its sandbox"),
+        "{after}"
+    );
+    let (_, stderr) = server.finish_with_stderr();
+    assert!(stderr.contains("without following symlinks"), "{stderr}");
+}

@@ -27,6 +27,18 @@ pub const RUNTIME_READ: [&str; 8] = [
     "/etc/ssl/openssl.cnf",
 ];
 
+/// [`RUNTIME_READ`] as they exist on this machine, resolved (`/lib` is often a symlink to
+/// `/usr/lib`, `/etc/localtime` one to a zone file), each once.
+pub fn runtime_read() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = RUNTIME_READ
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
 /// Longest `#!` line read.
 const MAX_SHEBANG: usize = 256;
 
@@ -246,10 +258,8 @@ impl Launcher {
         deadline_secs: u64,
         mode: SandboxMode,
     ) -> Result<Self, String> {
-        let read = RUNTIME_READ
-            .iter()
-            .map(PathBuf::from)
-            .filter(|p| p.exists())
+        let read = runtime_read()
+            .into_iter()
             .chain([manifest.dir.clone(), manifest.executable.clone()])
             .chain(manifest.read.iter().cloned())
             .collect();

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt;
 
-use self::launch::{Launcher, Program, RUNTIME_READ};
+use self::launch::{Launcher, Program};
 use self::manifest::{Manifest, ManifestError, Mode};
 use self::persistent::Persistent;
 use self::process::{Pipes, PluginProcess};
@@ -155,11 +155,10 @@ pub fn sandbox_grants(plugins: &[ExternalPlugin]) -> Result<Vec<FsGrant>, Extern
         .chain(helper_loader.as_ref())
         .map(|path| grant(path, FsAccess::ReadExecute, "plugin helper (this server)"))
         .collect();
+    let runtime = launch::runtime_read();
     grants.extend(
-        RUNTIME_READ
+        runtime
             .iter()
-            .map(Path::new)
-            .filter(|p| p.exists())
             .map(|path| grant(path, FsAccess::Read, "plugin runtime libraries")),
     );
     for plugin in plugins {
@@ -178,7 +177,7 @@ pub fn sandbox_grants(plugins: &[ExternalPlugin]) -> Result<Vec<FsGrant>, Extern
                 .spec
                 .read
                 .iter()
-                .filter(|path| !RUNTIME_READ.iter().any(|r| Path::new(r) == path.as_path()))
+                .filter(|path| !runtime.contains(path))
                 .map(|path| grant(path, FsAccess::Read, &reason)),
         );
     }
