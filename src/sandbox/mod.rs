@@ -36,7 +36,7 @@ pub enum SandboxError {
     LandlockUnavailable,
     /// The kernel's Landlock is older than the policy's minimum.
     #[error(
-        "the kernel's Landlock ABI is {have}, but the policy requires at least {need} (sandbox.min_landlock_abi)\nhint: use a newer kernel, lower sandbox.min_landlock_abi, or set `sandbox.mode: best-effort`"
+        "the kernel's Landlock ABI is {have}, but the policy requires at least {need} (sandbox.min_landlock_abi; 6 with plugins.external, so that plugins cannot signal the server)\nhint: use a newer kernel, lower sandbox.min_landlock_abi, or set `sandbox.mode: best-effort`"
     )]
     LandlockTooOld {
         /// The kernel's ABI.

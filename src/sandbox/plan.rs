@@ -86,6 +86,9 @@ pub struct SandboxPlan {
     pub warnings: Vec<String>,
 }
 
+/// Oldest Landlock ABI that external plugins run on: signal scoping arrived in ABI 6.
+pub const PLUGIN_MIN_LANDLOCK_ABI: u8 = 6;
+
 /// Builds the plan for `policy`; `probe` says what exists at a path.
 pub fn plan(policy: &Policy, probe: &dyn Fn(&Path) -> PathKind) -> SandboxPlan {
     let mut fs = BTreeSet::new();
@@ -230,6 +233,9 @@ impl SandboxPlan {
             .collect();
         self.syscalls = plugin_runtime_allowlist();
         self.plugin_runtime = true;
+        // Below ABI 6 nothing stops a plugin (same user, no capabilities needed) from
+        // signalling the server; `enforce` then refuses to start.
+        self.min_landlock_abi = self.min_landlock_abi.max(PLUGIN_MIN_LANDLOCK_ABI);
     }
 }
 
@@ -374,6 +380,7 @@ mod tests {
         ]);
         assert!(plan.plugin_runtime);
         assert!(names(&plan).contains(&"execve"));
+        assert_eq!(plan.min_landlock_abi, PLUGIN_MIN_LANDLOCK_ABI);
         let node: Vec<&FsGrant> = plan
             .fs
             .iter()
