@@ -7,7 +7,7 @@
 //!   parent) and
 //!   answers a JSON object of `probe: "ok" | "errno=N" | value`;
 //! - `hang {pid_dir, children}`: writes its pid (and its children's) into `pid_dir`, then sleeps
-//!   forever;
+//!   forever; `orphan {pid_dir, children}` starts the children and answers at once;
 //! - `garbage`, `flood`, `fail`, `crash`, `silent`: wrong output, too much output, exit status
 //!   3, SIGABRT, no output;
 //! - `pid`: answers its process id (persistent mode keeps it).
@@ -42,6 +42,7 @@ fn main() {
             "escape" | "escape_forking" => escape(&arguments).to_string(),
             "pid" => std::process::id().to_string(),
             "hang" => hang(&arguments),
+            "orphan" => start_children(&arguments).unwrap_or_else(|e| e),
             "garbage" => return print_raw(b"this is not JSON\n"),
             "flood" => return print_raw(&vec![b'x'; 8 * 1024 * 1024]),
             "silent" => return,
@@ -70,7 +71,8 @@ fn print_raw(bytes: &[u8]) {
     let _ = stdout.flush();
 }
 
-fn hang(arguments: &Map<String, Value>) -> String {
+/// Starts `children` sleeping children that record their pids in `pid_dir`; answers how many.
+fn start_children(arguments: &Map<String, Value>) -> Result<String, String> {
     let dir = Path::new(
         arguments
             .get("pid_dir")
@@ -83,20 +85,31 @@ fn hang(arguments: &Map<String, Value>) -> String {
         .unwrap_or(&Value::Null)
         .as_u64()
         .unwrap_or(0);
+    let me = std::env::current_exe().unwrap_or_default();
     for _ in 0..children {
-        // A child that would outlive the plugin if only the plugin were killed.
-        let me = std::env::current_exe().unwrap_or_default();
-        match std::process::Command::new(me)
+        // A child that would outlive the plugin if only the plugin were killed, holding the
+        // plugin's stdout and stderr open.
+        let child = std::process::Command::new(&me)
             .arg("sleep")
             .stdin(std::process::Stdio::null())
             .spawn()
-        {
-            Ok(child) => {
-                let _ = std::fs::write(dir.join(child.id().to_string()), "child");
-            }
-            Err(error) => return format!("spawn failed: {error}"),
-        }
+            .map_err(|error| format!("spawn failed: {error}"))?;
+        let _ = std::fs::write(dir.join(child.id().to_string()), "child");
     }
+    Ok(children.to_string())
+}
+
+fn hang(arguments: &Map<String, Value>) -> String {
+    if let Err(error) = start_children(arguments) {
+        return error;
+    }
+    let dir = Path::new(
+        arguments
+            .get("pid_dir")
+            .unwrap_or(&Value::Null)
+            .as_str()
+            .unwrap_or("."),
+    );
     let _ = std::fs::write(dir.join(std::process::id().to_string()), "plugin");
     loop {
         std::thread::sleep(Duration::from_secs(3600));

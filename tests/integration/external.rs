@@ -296,7 +296,7 @@ fn a_hanging_plugin_and_its_children_are_killed_at_its_deadline() {
         probe_manifest(
             dir,
             "sleepy",
-            &["hang"],
+            &["hang", "orphan"],
             "sandbox:\n  timeout: 1\n  write: [\"~/work/pids\"]\n  limits: {processes: 8}\n",
         );
     };
@@ -320,6 +320,23 @@ fn a_hanging_plugin_and_its_children_are_killed_at_its_deadline() {
     );
     assert_eq!(wait_until_gone(&pids), Vec::<i32>::new(), "no survivor");
     server.assert_alive();
+
+    // A plugin that answers and exits, leaving children behind: they go with it.
+    for pid in &pids {
+        std::fs::remove_file(pid_dir.join(pid.to_string())).unwrap();
+    }
+    let response = server.call_tool(
+        json!(2),
+        "orphan",
+        json!({"pid_dir": pid_dir, "children": 2}),
+    );
+    assert_eq!(tool_text(&response), "2", "{response}");
+    let children: Vec<i32> = std::fs::read_dir(&pid_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    assert_eq!(children.len(), 2);
+    assert_eq!(wait_until_gone(&children), Vec::<i32>::new(), "no orphan");
 }
 
 #[test]

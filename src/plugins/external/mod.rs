@@ -318,7 +318,15 @@ impl ExternalPlugin {
                 output
             };
             let read_errors = async move { process::read_stderr(&mut stderr).await };
-            let ((), output, errors) = tokio::join!(write, read, read_errors);
+            // Children may hold the pipes open after the plugin exits: when it exits, they go
+            // with it (its exited but unreaped pid keeps the group id from being reused), and
+            // the pipes reach their end.
+            let descendants = async {
+                if self.manifest.limits.processes > 0 && process.exited().await.is_ok() {
+                    killer.kill_group();
+                }
+            };
+            let ((), output, errors, ()) = tokio::join!(write, read, read_errors, descendants);
             let status = process.wait().await;
             (output, errors, status)
         };
@@ -336,10 +344,6 @@ impl ExternalPlugin {
                 self.timed_out(allowed)
             };
         };
-        if self.manifest.limits.processes > 0 {
-            // Descendants that outlived the plugin go with it.
-            killer.kill_group();
-        }
         process::log_stderr(&self.manifest.name, &errors);
         let tail = process::stderr_tail(&errors);
         let output = match output {

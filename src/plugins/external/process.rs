@@ -72,6 +72,26 @@ impl PluginProcess {
         self.wait().await.ok()
     }
 
+    /// Waits until the process has exited, without reaping it: until it is reaped its pid stays
+    /// taken, so its process group can still be killed safely.
+    pub async fn exited(&self) -> std::io::Result<()> {
+        let pid = self
+            .pid
+            .ok_or_else(|| std::io::Error::other("the plugin was already reaped"))?;
+        use rustix::process::{WaitId, WaitIdOptions};
+        // A blocking thread: waitid(WNOWAIT) has no asynchronous form. It returns when the
+        // process exits, which a dropped call makes happen at once (the drop kills it).
+        tokio::task::spawn_blocking(move || {
+            rustix::process::waitid(
+                WaitId::Pid(pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+            )
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(())
+    }
+
     /// Waits for the process to exit.
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         let child = self
@@ -118,8 +138,8 @@ impl Killer {
         }
     }
 
-    /// Kills what is left of the group after the leader was reaped: descendants keep the group
-    /// id in use, so it cannot name anyone else while they live.
+    /// Kills the rest of the group once the leader has exited (call it before reaping the
+    /// leader, see [`PluginProcess::exited`]).
     pub fn kill_group(self) {
         if let Some(pid) = self.pid {
             let _ = rustix::process::kill_process_group(pid, Signal::KILL);
