@@ -10,7 +10,7 @@
 //!   forever; `orphan {pid_dir, children}` starts the children and answers at once;
 //! - `garbage`, `flood`, `fail`, `crash`, `silent`: wrong output, too much output, exit status
 //!   3, SIGABRT, no output;
-//! - `pid`: answers its process id (persistent mode keeps it).
+//! - `pid`: answers its process id (persistent mode keeps it); `twice` answers two lines.
 #![allow(clippy::print_stdout)]
 
 use std::io::{BufRead, Write};
@@ -46,6 +46,16 @@ fn main() {
             "garbage" => return print_raw(b"this is not JSON\n"),
             "flood" => return print_raw(&vec![b'x'; 8 * 1024 * 1024]),
             "silent" => return,
+            "twice" => {
+                // Both lines in one write, so they arrive together.
+                let line = |text: &str| {
+                    json!({"content": [{"type": "text", "text": text}], "isError": false})
+                        .to_string()
+                };
+                let both = format!("{}\n{}\n", line("first"), line("second"));
+                print_raw(both.as_bytes());
+                continue;
+            }
             "fail" => {
                 answer("half done");
                 let _ = writeln!(std::io::stderr(), "probe: something broke");

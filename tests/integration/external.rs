@@ -382,7 +382,12 @@ fn misbehaving_plugins_get_clear_errors_and_the_server_keeps_serving() {
 #[test]
 fn a_persistent_plugin_is_reused_and_restarted_after_it_dies() {
     let setup = |dir: &Path| {
-        probe_manifest(dir, "keeper", &["pid", "crash"], "mode: persistent\n");
+        probe_manifest(
+            dir,
+            "keeper",
+            &["pid", "crash", "twice"],
+            "mode: persistent\n",
+        );
     };
     let mut server = start(&["~/plugins/keeper/manifest.yaml".to_owned()], setup, &[]);
     let pid = |server: &mut Server, id| tool_text(&server.call_tool(json!(id), "pid", json!({})));
@@ -397,6 +402,15 @@ fn a_persistent_plugin_is_reused_and_restarted_after_it_dies() {
     let second = pid(&mut server, 4);
     assert_ne!(second, first, "a new process after the crash");
     assert!(!alive(first.parse().unwrap()), "the dead one was reaped");
+    // An extra answer line is never handed to the next call: the process is replaced.
+    let twice = server.call_tool(json!(5), "twice", json!({}));
+    assert_eq!(tool_text(&twice), "first");
+    let second = {
+        let third = pid(&mut server, 6);
+        assert!(third.parse::<i32>().is_ok(), "not the stale line: {third}");
+        assert_ne!(third, second, "restarted after the stray line");
+        third
+    };
     let (status, _) = server.finish_with_stderr();
     assert!(status.success());
     assert_eq!(

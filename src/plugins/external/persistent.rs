@@ -3,6 +3,8 @@
 //! answers badly is killed and replaced on the next call, so a stream that lost its place is
 //! never reused.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::Mutex;
@@ -10,6 +12,9 @@ use tokio::sync::Mutex;
 use super::process::{self, Pipes, PluginProcess};
 use super::{ExternalPlugin, response};
 use crate::plugins::{CallContext, ToolResult};
+
+/// stderr of one long-lived process that reaches the server log.
+const STDERR_LOGGED_PER_PROCESS: usize = 1024 * 1024;
 
 /// The long-lived process, when one is running.
 #[derive(Debug, Default)]
@@ -44,7 +49,20 @@ impl Persistent {
         // Waiting for the previous call counts against this call's deadline.
         let exchange = async {
             let mut slot = self.live.lock().await;
-            let mut live = match slot.take() {
+            // Output nobody asked for (a second answer, a late one) means the stream lost its
+            // place, and so does an end: start over rather than answer from it.
+            let mut reusable = slot.take();
+            if let Some(live) = reusable.as_mut()
+                && unexpected_output(&mut live.stdout).await
+            {
+                tracing::warn!(
+                    plugin = %plugin.manifest.name,
+                    "the persistent plugin printed output between calls or ended; restarting it"
+                );
+                // Dropping it kills it.
+                reusable = None;
+            }
+            let mut live = match reusable {
                 Some(live) => live,
                 None => match start(plugin) {
                     Ok(live) => live,
@@ -101,14 +119,26 @@ fn start(plugin: &ExternalPlugin) -> std::io::Result<Live> {
         mut stderr,
     } = pipes;
     let name = plugin.manifest.name.clone();
-    // Logged as it comes, one bounded chunk at a time, for as long as the process lives.
+    // Logged as it comes, one bounded chunk at a time, up to a budget per process (a plugin
+    // must not fill the server's log); the rest is read and discarded.
     tokio::spawn(async move {
+        let mut logged = 0;
         loop {
             let chunk = process::read_stderr_chunk(&mut stderr).await;
             if chunk.is_empty() {
                 return;
             }
-            process::log_stderr(&name, &chunk);
+            if logged < STDERR_LOGGED_PER_PROCESS {
+                logged += chunk.len();
+                process::log_stderr(&name, &chunk);
+                if logged >= STDERR_LOGGED_PER_PROCESS {
+                    tracing::warn!(
+                        plugin = %name,
+                        "the persistent plugin wrote {STDERR_LOGGED_PER_PROCESS} bytes to stderr; \
+                         the rest is discarded until it restarts"
+                    );
+                }
+            }
         }
     });
     Ok(Live {
@@ -116,6 +146,18 @@ fn start(plugin: &ExternalPlugin) -> std::io::Result<Live> {
         stdin,
         stdout: BufReader::new(stdout),
     })
+}
+
+/// Whether the plugin printed something (or closed stdout) while no call was waiting.
+async fn unexpected_output(stdout: &mut BufReader<ChildStdout>) -> bool {
+    if !stdout.buffer().is_empty() {
+        return true;
+    }
+    // Polled once: ready means bytes or the end of the stream; pending means quiet.
+    matches!(
+        tokio::time::timeout(Duration::ZERO, stdout.fill_buf()).await,
+        Ok(_)
+    )
 }
 
 /// Reads up to a newline, keeping at most `cap` bytes; empty lines are skipped.
