@@ -154,10 +154,9 @@ async fn unexpected_output(stdout: &mut BufReader<ChildStdout>) -> bool {
         return true;
     }
     // Polled once: ready means bytes or the end of the stream; pending means quiet.
-    matches!(
-        tokio::time::timeout(Duration::ZERO, stdout.fill_buf()).await,
-        Ok(_)
-    )
+    tokio::time::timeout(Duration::ZERO, stdout.fill_buf())
+        .await
+        .is_ok()
 }
 
 /// Reads up to a newline, keeping at most `cap` bytes; empty lines are skipped.
