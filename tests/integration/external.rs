@@ -440,6 +440,19 @@ fn manifests_that_ask_for_too_much_refuse_to_start() {
         ),
         ("sandbox:\n  networking: true\n", "sandbox", "unknown field"),
     ];
+    // A manifest in the home directory would let its plugin read all of it.
+    let in_home = Server::launch_with(
+        &server_bin(),
+        Some(&policy(&["~/manifest.yaml".to_owned()])),
+        |dir| {
+            let written = probe_manifest(dir, "p", &["pid"], "");
+            std::fs::copy(written, dir.join("manifest.yaml")).unwrap();
+        },
+        &[],
+    );
+    let (status, stderr) = in_home.finish_with_stderr();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("a directory of its own"), "{stderr}");
     for (extra, key, message) in cases {
         let server = Server::launch_with(
             &server_bin(),

@@ -175,6 +175,7 @@ pub fn load(path: &Path, rules: &PathRules) -> Result<Manifest, ManifestError> {
         .and_then(|d| std::fs::canonicalize(d).ok())
         .ok_or_else(|| fail(".", "its directory cannot be resolved".into()))?;
 
+    check_directory(&dir, rules, env_home().as_deref()).map_err(|m| fail(".", m))?;
     if raw.kind != "external" {
         return Err(fail(
             "type",
@@ -255,6 +256,34 @@ pub fn load(path: &Path, rules: &PathRules) -> Result<Manifest, ManifestError> {
         timeout,
         limits,
     })
+}
+
+fn env_home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .and_then(|h| std::fs::canonicalize(h).ok())
+}
+
+/// The plugin may read its manifest's directory, so that directory must be the plugin's own:
+/// not `/`, not the home directory or above it, and not inside `filesystem.denied_paths`.
+fn check_directory(dir: &Path, rules: &PathRules, home: Option<&Path>) -> Result<(), String> {
+    let shared = dir == Path::new("/") || home.is_some_and(|home| home.starts_with(dir));
+    if shared {
+        return Err(format!(
+            "its directory {} would be readable by the plugin; put each plugin in a directory of \
+             its own",
+            dir.display()
+        ));
+    }
+    match rules.check(&dir.to_string_lossy()) {
+        Err(denial) if denial.rule.starts_with("filesystem.denied_paths") => Err(format!(
+            "its directory {} is denied by {} ({}); a plugin may read its directory, so move it",
+            dir.display(),
+            denial.rule,
+            denial.message
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn read_text(path: &Path) -> Result<String, String> {
@@ -387,7 +416,8 @@ fn limits(raw: &RawLimits) -> Result<PluginLimits, (&'static str, String)> {
 }
 
 /// The original's schemas leave `additionalProperties` out; we close them (an unknown argument
-/// is refused before the process starts) unless the manifest says otherwise.
+/// is refused before the process starts). A manifest that sets it to `true` is refused by the
+/// registry, with its message.
 fn closed_schema(mut schema: Value) -> Result<Value, String> {
     let Some(object) = schema.as_object_mut() else {
         return Err("must be a JSON Schema object with \"type\": \"object\"".into());
@@ -401,6 +431,29 @@ fn closed_schema(mut schema: Value) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plugin_directory_must_be_its_own() {
+        let policy = crate::policy::parse(
+            "filesystem:\n  allowed_paths: [\"/srv/**\"]\n  denied_paths: [\"**/.ssh/**\"]\n",
+            &crate::policy::PolicySource::Embedded,
+            &|name| (name == "HOME").then(|| "/home/ann".to_owned()),
+        )
+        .unwrap();
+        let rules = PathRules::new(&policy.filesystem, None, "/".into());
+        let home = Some(Path::new("/home/ann"));
+        let check = |dir: &str| check_directory(Path::new(dir), &rules, home);
+        for shared in ["/", "/home", "/home/ann"] {
+            assert!(check(shared).unwrap_err().contains("own"), "{shared}");
+        }
+        assert!(
+            check("/home/ann/.ssh/plugin")
+                .unwrap_err()
+                .contains("denied_paths")
+        );
+        check("/opt/mcp-plugins/hash").unwrap();
+        check("/home/ann/plugins/hash").unwrap();
+    }
 
     #[test]
     fn environment_entries() {
