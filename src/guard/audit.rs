@@ -89,6 +89,8 @@ pub struct CallRecord {
 struct Writer {
     path: PathBuf,
     file: File,
+    /// Device and inode of `file`: when `path` still names them, `path`'s size is ours.
+    identity: (u64, u64),
     size: u64,
     seq: u64,
     prev: String,
@@ -127,6 +129,7 @@ impl AuditLog {
         let file = open_append(&path)?;
         let mut writer = Writer {
             path,
+            identity: identity(&file)?,
             file,
             size: 0,
             seq: 0,
@@ -276,18 +279,20 @@ impl Writer {
     /// the last link if someone else appended.
     fn resync(&mut self) -> std::io::Result<()> {
         use std::os::unix::fs::MetadataExt;
-        let ours = self.file.metadata()?;
-        let same_file = std::fs::metadata(&self.path)
-            .map(|m| (m.dev(), m.ino()) == (ours.dev(), ours.ino()))
-            .unwrap_or(false);
-        if !same_file {
-            self.file = open_append(&self.path)?;
-            rustix::fs::flock(&self.file, rustix::fs::FlockOperation::LockExclusive)?;
-        }
-        let size = if same_file {
-            ours.len()
-        } else {
-            self.file.metadata()?.len()
+        // One stat of the path: it says both whether another process rotated the file away
+        // and, when it did not, how long the file is now.
+        let on_disk = std::fs::metadata(&self.path).ok();
+        let same_file = on_disk
+            .as_ref()
+            .is_some_and(|m| (m.dev(), m.ino()) == self.identity);
+        let size = match on_disk {
+            Some(meta) if same_file => meta.len(),
+            _ => {
+                self.file = open_append(&self.path)?;
+                rustix::fs::flock(&self.file, rustix::fs::FlockOperation::LockExclusive)?;
+                self.identity = identity(&self.file)?;
+                self.file.metadata()?.len()
+            }
         };
         if !same_file || size != self.size {
             match last_link(&self.path)? {
@@ -332,9 +337,17 @@ impl Writer {
         }
         self.file = open_append(&self.path)?;
         rustix::fs::flock(&self.file, rustix::fs::FlockOperation::LockExclusive)?;
+        self.identity = identity(&self.file)?;
         self.size = 0;
         Ok(())
     }
+}
+
+/// Device and inode of an open file.
+fn identity(file: &File) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata()?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
