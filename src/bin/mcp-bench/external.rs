@@ -83,8 +83,10 @@ pub fn measure(calls: usize, server: &Path) -> Result<Value, String> {
 }
 
 fn run_case(case: &Case, calls: usize, server: &Path, dir: &Path) -> Result<Value, String> {
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let manifest = dir.join("manifest.yaml");
+    // The plugin's directory must be its own, not the server's HOME.
+    let plugin_dir = dir.join("plugin");
+    std::fs::create_dir_all(&plugin_dir).map_err(|e| e.to_string())?;
+    let manifest = plugin_dir.join("manifest.yaml");
     // Closed, as the server requires: one property per argument the case sends.
     let properties: serde_json::Map<String, Value> = case
         .arguments
