@@ -3,8 +3,6 @@
 //! answers badly is killed and replaced on the next call, so a stream that lost its place is
 //! never reused.
 
-use std::time::Duration;
-
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::Mutex;
@@ -153,10 +151,10 @@ async fn unexpected_output(stdout: &mut BufReader<ChildStdout>) -> bool {
     if !stdout.buffer().is_empty() {
         return true;
     }
-    // Polled once: ready means bytes or the end of the stream; pending means quiet.
-    tokio::time::timeout(Duration::ZERO, stdout.fill_buf())
-        .await
-        .is_ok()
+    // Polled once: ready means bytes or the end of the stream; pending means quiet. (Not a
+    // zero timeout: the timer's millisecond tick would delay every call.)
+    let mut fill = std::pin::pin!(stdout.fill_buf());
+    std::future::poll_fn(|cx| std::task::Poll::Ready(fill.as_mut().poll(cx).is_ready())).await
 }
 
 /// Reads up to a newline, keeping at most `cap` bytes; empty lines are skipped.
