@@ -81,19 +81,17 @@ fn print_raw(bytes: &[u8]) {
     let _ = stdout.flush();
 }
 
+/// A string argument, or "" when it is missing.
+fn text<'a>(arguments: &'a Map<String, Value>, key: &str) -> &'a str {
+    arguments.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
 /// Starts `children` sleeping children that record their pids in `pid_dir`; answers how many.
 fn start_children(arguments: &Map<String, Value>) -> Result<String, String> {
-    let dir = Path::new(
-        arguments
-            .get("pid_dir")
-            .unwrap_or(&Value::Null)
-            .as_str()
-            .unwrap_or("."),
-    );
+    let dir = Path::new(text(arguments, "pid_dir"));
     let children = arguments
         .get("children")
-        .unwrap_or(&Value::Null)
-        .as_u64()
+        .and_then(Value::as_u64)
         .unwrap_or(0);
     let me = std::env::current_exe().unwrap_or_default();
     for _ in 0..children {
@@ -113,13 +111,7 @@ fn hang(arguments: &Map<String, Value>) -> String {
     if let Err(error) = start_children(arguments) {
         return error;
     }
-    let dir = Path::new(
-        arguments
-            .get("pid_dir")
-            .unwrap_or(&Value::Null)
-            .as_str()
-            .unwrap_or("."),
-    );
+    let dir = Path::new(text(arguments, "pid_dir"));
     let _ = std::fs::write(dir.join(std::process::id().to_string()), "plugin");
     loop {
         std::thread::sleep(Duration::from_secs(3600));
@@ -137,37 +129,28 @@ fn outcome(result: std::io::Result<()>) -> String {
 }
 
 fn escape(arguments: &Map<String, Value>) -> Value {
-    let text = |key: &str| {
-        arguments
-            .get(key)
-            .unwrap_or(&Value::Null)
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    };
     // The plugin helper executed this program in place, so the parent is the server. A control
     // run outside the sandbox names a throwaway process instead.
     let server = arguments
         .get("target_pid")
-        .unwrap_or(&Value::Null)
-        .as_i64()
+        .and_then(Value::as_i64)
         .map_or(std::os::unix::process::parent_id() as i32, |pid| pid as i32);
     let (secret, outside, symlink, granted) = (
-        text("secret"),
-        text("outside_dir"),
-        text("symlink"),
-        text("granted_dir"),
+        text(arguments, "secret"),
+        text(arguments, "outside_dir"),
+        text(arguments, "symlink"),
+        text(arguments, "granted_dir"),
     );
     let mut report = Map::new();
     let mut probe = |name: &str, result: std::io::Result<()>| {
         report.insert(name.into(), Value::from(outcome(result)));
     };
-    probe("read_secret", std::fs::read(&secret).map(drop));
+    probe("read_secret", std::fs::read(secret).map(drop));
     probe(
         "write_outside",
         std::fs::write(Path::new(&outside).join("escaped"), b"x"),
     );
-    probe("follow_symlink", std::fs::read(&symlink).map(drop));
+    probe("follow_symlink", std::fs::read(symlink).map(drop));
     probe(
         "write_granted",
         std::fs::write(Path::new(&granted).join("written"), b"x"),

@@ -117,27 +117,29 @@ pub fn load(path: Option<&Path>) -> Result<(Policy, PolicySource), PolicyError> 
 }
 
 fn read_bounded(path: &Path) -> Result<String, PolicyError> {
-    use std::io::Read;
     let read_error = |source| PolicyError::Read {
         path: path.display().to_string(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut text = String::new();
-    // Read one byte past the limit, so an oversize file is detected without reading all of it.
-    let read = file
-        .take(MAX_POLICY_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(read_error)?;
-    if read as u64 > MAX_POLICY_BYTES {
-        return Err(PolicyError::TooLarge {
+    read_text_at_most(path, MAX_POLICY_BYTES)
+        .map_err(read_error)?
+        .ok_or_else(|| PolicyError::TooLarge {
             path: path.display().to_string(),
             size: std::fs::metadata(path)
                 .map(|m| m.len())
-                .unwrap_or(read as u64),
-        });
-    }
-    Ok(text)
+                .unwrap_or(MAX_POLICY_BYTES + 1),
+        })
+}
+
+/// A UTF-8 text file of at most `limit` bytes; `Ok(None)` when it is larger. Reads one byte
+/// past the limit, so an oversize file is detected without reading all of it.
+pub(crate) fn read_text_at_most(path: &Path, limit: u64) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_string(&mut text)?;
+    Ok((read as u64 <= limit).then_some(text))
 }
 
 /// Parses and validates policy text. Pure apart from the `env` lookup.

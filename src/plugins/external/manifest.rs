@@ -287,18 +287,11 @@ fn check_directory(dir: &Path, rules: &PathRules, home: Option<&Path>) -> Result
 }
 
 fn read_text(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
-    let mut text = String::new();
-    file.take(MAX_MANIFEST_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot be read as UTF-8 text: {e}"))?;
-    if text.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(format!(
-            "is larger than {MAX_MANIFEST_BYTES} bytes; a manifest is a short YAML file"
-        ));
-    }
-    Ok(text)
+    crate::policy::read_text_at_most(path, MAX_MANIFEST_BYTES)
+        .map_err(|e| format!("cannot be read as UTF-8 text: {e}"))?
+        .ok_or_else(|| {
+            format!("is larger than {MAX_MANIFEST_BYTES} bytes; a manifest is a short YAML file")
+        })
 }
 
 /// `written` relative to `dir` (or absolute), resolved, a regular file with an execute bit.

@@ -261,16 +261,6 @@ fn glob_files(pattern: &str) -> Vec<PathBuf> {
 }
 
 impl ExternalPlugin {
-    /// The checked manifest.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    /// What is executed for this plugin.
-    pub fn program(&self) -> &Program {
-        &self.program
-    }
-
     /// When this call must be answered: the plugin's own timeout or, a little before, the
     /// server's deadline.
     fn deadline(&self, ctx: &CallContext) -> (tokio::time::Instant, Duration) {
