@@ -4,7 +4,8 @@
 //! (SHA-256 of the record without `hash`, serialised as written), so an edited, deleted or
 //! reordered line breaks the chain and `audit verify` finds it. Records are written under an
 //! exclusive `flock`, whole lines in one `write(2)` (O_APPEND); records of calls that finish while
-//! another is being written go out together in the next write (group commit). Concurrent calls,
+//! another batch is being written wait without holding a thread, then go out together in the
+//! next write (group commit). Concurrent calls,
 //! and other server processes sharing the file, never interleave, and each writer re-reads the chain's last link
 //! when someone else appended or rotated. Nothing is buffered in the process, so a clean shutdown
 //! or SIGTERM loses nothing. Files rotate by size; the chain continues into the new file.
@@ -17,11 +18,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 
 use super::redact::redact;
 use crate::policy::model::AuditPolicy;
@@ -101,12 +103,24 @@ struct Writer {
     restart: Option<String>,
 }
 
+/// Records waiting for the writer, numbered in arrival order.
+#[derive(Default)]
+struct Queue {
+    records: Vec<Map<String, Value>>,
+    /// Tickets handed out: the last queued record's number.
+    queued: u64,
+    /// Every record up to this ticket has been written (or its write failed and was logged).
+    settled: u64,
+}
+
 /// The audit log.
 pub struct AuditLog {
-    /// Records waiting for the writer. Whoever holds the writer next writes them all at once
-    /// (group commit): one lock and one `write(2)` for many concurrent calls.
-    pending: Mutex<Vec<Map<String, Value>>>,
+    /// Whoever holds the writer next writes everything queued at once (group commit): one
+    /// lock and one `write(2)` for many concurrent calls.
+    queue: Mutex<Queue>,
     writer: Mutex<Writer>,
+    /// Signalled after each batch, once the writer is free again.
+    settled: Notify,
     level: AuditLevel,
     include: Vec<AuditField>,
 }
@@ -140,8 +154,9 @@ impl AuditLog {
         };
         writer.resync()?;
         Ok(AuditLog {
-            pending: Mutex::new(Vec::new()),
+            queue: Mutex::new(Queue::default()),
             writer: Mutex::new(writer),
+            settled: Notify::new(),
             level: policy.log_level,
             include: policy.include.clone(),
         })
@@ -163,10 +178,37 @@ impl AuditLog {
         self.append(json!({"type": "shutdown", "reason": reason}));
     }
 
-    /// Records one call, if `audit.log_level` lets its outcome through.
-    pub fn call(&self, record: &CallRecord) {
-        if !record.outcome.passes(self.level) {
+    /// Records one call, if `audit.log_level` lets its outcome through; returns once the
+    /// record is on file.
+    ///
+    /// While another task writes, this one waits without holding a worker thread, so records
+    /// of calls that finish meanwhile pile up and go out together in the next write.
+    pub async fn call(&self, record: &CallRecord) {
+        let Some(fields) = self.call_fields(record) else {
             return;
+        };
+        let ticket = self.enqueue(fields);
+        // Let the calls that are ready on this thread queue their records first, so the next
+        // write carries them all.
+        tokio::task::yield_now().await;
+        loop {
+            // Armed before the checks, so a batch that ends in between still wakes us.
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.is_settled(ticket) {
+                return;
+            }
+            if !self.try_flush() {
+                settled.await;
+            }
+        }
+    }
+
+    /// The fields of a call record, or `None` when `audit.log_level` filters it out.
+    fn call_fields(&self, record: &CallRecord) -> Option<Map<String, Value>> {
+        if !record.outcome.passes(self.level) {
+            return None;
         }
         let mut fields = Map::new();
         let mut put = |field: AuditField, key: &str, value: Value| {
@@ -197,41 +239,78 @@ impl AuditLog {
             json!(u64::try_from(record.duration.as_micros()).unwrap_or(u64::MAX)),
         );
         fields.insert("type".into(), json!("call"));
-        let keep_time = self.include.is_empty() || self.include.contains(&AuditField::Timestamp);
-        self.append_fields(fields, keep_time);
+        if self.include.is_empty() || self.include.contains(&AuditField::Timestamp) {
+            stamp(&mut fields);
+        }
+        Some(fields)
     }
 
+    /// Writes a start-up or shutdown record, blocking until it is on file.
     fn append(&self, record: Value) {
-        if let Value::Object(fields) = record {
-            self.append_fields(fields, true);
-        }
+        let Value::Object(mut fields) = record else {
+            return;
+        };
+        stamp(&mut fields);
+        self.enqueue(fields);
+        // Once we hold the writer, our record is either written (by the previous holder, who
+        // took it from the queue) or still queued and written by us.
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.flush(writer);
     }
 
-    fn append_fields(&self, mut fields: Map<String, Value>, with_time: bool) {
-        if with_time {
-            fields.insert(
-                "ts".into(),
-                json!(humantime::format_rfc3339_micros(SystemTime::now()).to_string()),
-            );
-        }
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(fields);
-        // Once we hold the writer, our record is either written (by the previous holder, who
-        // took it from `pending`) or still pending and written by us: either way it is on file
-        // before this returns.
-        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let batch =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
-        if batch.is_empty() {
-            return;
-        }
-        let count = batch.len();
-        if let Err(error) = writer.append(batch) {
-            tracing::error!(%error, path = %writer.path.display(), records = count, "audit records not written");
-        }
+    /// Queues a record; returns its ticket.
+    fn enqueue(&self, fields: Map<String, Value>) -> u64 {
+        let mut queue = self.queue();
+        queue.records.push(fields);
+        queue.queued += 1;
+        queue.queued
     }
+
+    fn is_settled(&self, ticket: u64) -> bool {
+        self.queue().settled >= ticket
+    }
+
+    /// Writes the queue if the writer is free; `false` when someone else holds it (and will
+    /// signal `settled` when done).
+    fn try_flush(&self) -> bool {
+        let writer = match self.writer.try_lock() {
+            Ok(writer) => writer,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        self.flush(writer);
+        true
+    }
+
+    /// Writes everything queued, releases the writer, then wakes the waiters: a waiter woken
+    /// while the writer was still held could find it busy and sleep with nobody left to wake it.
+    fn flush(&self, mut writer: MutexGuard<'_, Writer>) {
+        let (batch, last) = {
+            let mut queue = self.queue();
+            (std::mem::take(&mut queue.records), queue.queued)
+        };
+        if !batch.is_empty() {
+            let count = batch.len();
+            if let Err(error) = writer.append(batch) {
+                tracing::error!(%error, path = %writer.path.display(), records = count, "audit records not written");
+            }
+            self.queue().settled = last;
+        }
+        drop(writer);
+        self.settled.notify_waiters();
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Adds the `ts` member: RFC 3339, microseconds, UTC.
+fn stamp(fields: &mut Map<String, Value>) {
+    fields.insert(
+        "ts".into(),
+        json!(humantime::format_rfc3339_micros(SystemTime::now()).to_string()),
+    );
 }
 
 impl Writer {
@@ -249,9 +328,7 @@ impl Writer {
                 }
                 fields.insert("seq".into(), json!(self.seq + 1));
                 fields.insert("prev".into(), json!(self.prev));
-                let hash = record_hash(&fields);
-                fields.insert("hash".into(), json!(hash));
-                let mut line = Value::Object(fields).to_string().into_bytes();
+                let (mut line, hash) = sealed(&fields);
                 line.push(b'\n');
                 let written = self.size + lines.len() as u64;
                 if self.max_bytes > 0 && written > 0 && written + line.len() as u64 > self.max_bytes
@@ -365,11 +442,37 @@ pub fn rotated(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// SHA-256 (hex) of the record as serialised without its `hash` member.
+/// The record's line (without the newline) and its hash: the compact, key-sorted JSON of the
+/// fields, with `"hash"` added as the last member. Serialised once: the hashed bytes are the
+/// line minus that member.
+fn sealed(fields: &Map<String, Value>) -> (Vec<u8>, String) {
+    let mut line = serde_json::to_vec(fields).unwrap_or_else(|_| b"{}".to_vec());
+    let hash = sha256_hex(&line);
+    // `fields` always holds `seq` and `prev`, so the object is never empty and a comma fits.
+    line.pop();
+    line.extend_from_slice(b",\"hash\":\"");
+    line.extend_from_slice(hash.as_bytes());
+    line.extend_from_slice(b"\"}");
+    (line, hash)
+}
+
+/// SHA-256 (hex) of the record as serialised without its `hash` member, keys sorted.
 fn record_hash(fields: &Map<String, Value>) -> String {
-    let bytes = Value::Object(fields.clone()).to_string();
-    let digest = Sha256::digest(bytes.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(&serde_json::to_vec(fields).unwrap_or_default())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    Sha256::digest(bytes)
+        .iter()
+        .flat_map(|byte| {
+            [
+                DIGITS[usize::from(byte >> 4)],
+                DIGITS[usize::from(byte & 15)],
+            ]
+        })
+        .map(char::from)
+        .collect()
 }
 
 /// The end of the chain on disk.
@@ -535,15 +638,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn chain_verifies_and_continues_across_restarts() {
+    #[tokio::test]
+    async fn chain_verifies_and_continues_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(&policy(dir.path(), 10)).unwrap();
         log.startup("p", "abc", json!({}));
-        log.call(&call(Outcome::Ok));
+        log.call(&call(Outcome::Ok)).await;
         drop(log);
         let log = AuditLog::open(&policy(dir.path(), 10)).unwrap();
-        log.call(&call(Outcome::Denied));
+        log.call(&call(Outcome::Denied)).await;
         log.shutdown("eof");
         let verified = verify(&dir.path().join("audit.log")).unwrap();
         assert_eq!(verified.records, 4);
@@ -557,13 +660,13 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
     }
 
-    #[test]
-    fn tampering_is_detected() {
+    #[tokio::test]
+    async fn tampering_is_detected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         let log = AuditLog::open(&policy(dir.path(), 10)).unwrap();
         for _ in 0..4 {
-            log.call(&call(Outcome::Ok));
+            log.call(&call(Outcome::Ok)).await;
         }
         let original = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = original.lines().collect();
@@ -584,8 +687,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn concurrent_calls_are_all_written_in_one_chain() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_calls_are_all_written_in_one_chain() {
         let dir = tempfile::tempdir().unwrap();
         // Small files: batches also cross rotations.
         let mut small = policy(dir.path(), 1);
@@ -595,15 +698,21 @@ mod tests {
             arguments: json!({"q": "x".repeat(2000)}),
             ..call(Outcome::Ok)
         };
-        std::thread::scope(|scope| {
-            for _ in 0..8 {
-                scope.spawn(|| {
+        let log = std::sync::Arc::new(log);
+        let big = std::sync::Arc::new(big);
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (log, big) = (log.clone(), big.clone());
+                tokio::spawn(async move {
                     for _ in 0..200 {
-                        log.call(&big);
+                        log.call(&big).await;
                     }
-                });
-            }
-        });
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
         let verified = verify(&dir.path().join("audit.log")).unwrap();
         assert!(verified.files.len() > 1, "the log rotated");
         assert_eq!(verified.records, 1600, "every record kept (keep: 100)");
@@ -611,26 +720,104 @@ mod tests {
     }
 
     #[test]
-    fn two_writers_on_one_file_keep_one_chain() {
+    fn calls_wait_for_a_busy_writer_without_holding_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::sync::Arc::new(AuditLog::open(&policy(dir.path(), 10)).unwrap());
+        let (done, finished) = std::sync::mpsc::channel();
+        let scenario = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                // Another writer is busy. A call that blocked on it would block this runtime's
+                // only thread, and the writer below would never get to finish.
+                let busy = log.writer.lock().unwrap();
+                runtime.block_on(async {
+                    let calls: Vec<_> = (0..3)
+                        .map(|_| {
+                            let log = log.clone();
+                            tokio::spawn(async move { log.call(&call(Outcome::Ok)).await })
+                        })
+                        .collect();
+                    for _ in 0..20 {
+                        tokio::task::yield_now().await;
+                    }
+                    assert_eq!(log.queue().records.len(), 3, "all three wait in the queue");
+                    assert_eq!(log.queue().settled, 0);
+                    // The busy writer finishes: one batch carries all three, and they return.
+                    log.flush(busy);
+                    for task in calls {
+                        task.await.unwrap();
+                    }
+                });
+                done.send(()).unwrap();
+            })
+        };
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the calls finished");
+        scenario.join().unwrap();
+        assert_eq!(verify(&dir.path().join("audit.log")).unwrap().records, 3);
+    }
+
+    #[test]
+    fn the_hash_is_the_last_member_and_covers_the_rest_of_the_line() {
+        let mut fields = Map::new();
+        fields.insert("seq".into(), json!(1));
+        fields.insert("prev".into(), json!(GENESIS));
+        fields.insert("zeta".into(), json!("x\"y"));
+        let (line, hash) = sealed(&fields);
+        let line = String::from_utf8(line).unwrap();
+        let suffix = format!(",\"hash\":\"{hash}\"}}");
+        let unsealed = format!("{}}}", line.strip_suffix(&suffix).unwrap());
+        assert_eq!(sha256_hex(unsealed.as_bytes()), hash);
+        let parsed: Map<String, Value> = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["hash"], json!(hash));
+        assert_eq!(parsed["zeta"], json!("x\"y"));
+    }
+
+    #[test]
+    fn records_with_the_hash_among_the_sorted_keys_still_verify() {
+        // Logs written before the hash moved to the end of the line.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let mut prev = GENESIS.to_owned();
+        let mut text = String::new();
+        for seq in 1..=2 {
+            let mut fields = Map::new();
+            fields.insert("type".into(), json!("call"));
+            fields.insert("seq".into(), json!(seq));
+            fields.insert("prev".into(), json!(prev));
+            prev = record_hash(&fields);
+            fields.insert("hash".into(), json!(prev));
+            text += &format!("{}\n", Value::Object(fields));
+        }
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(verify(&path).unwrap().records, 2);
+    }
+
+    #[tokio::test]
+    async fn two_writers_on_one_file_keep_one_chain() {
         let dir = tempfile::tempdir().unwrap();
         let a = AuditLog::open(&policy(dir.path(), 10)).unwrap();
         let b = AuditLog::open(&policy(dir.path(), 10)).unwrap();
         for _ in 0..20 {
-            a.call(&call(Outcome::Ok));
-            b.call(&call(Outcome::Denied));
+            a.call(&call(Outcome::Ok)).await;
+            b.call(&call(Outcome::Denied)).await;
         }
         let verified = verify(&dir.path().join("audit.log")).unwrap();
         assert_eq!(verified.records, 40);
         assert_eq!(verified.last.unwrap().0, 40);
     }
 
-    #[test]
-    fn a_damaged_tail_starts_a_new_chain_on_record() {
+    #[tokio::test]
+    async fn a_damaged_tail_starts_a_new_chain_on_record() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         std::fs::write(&path, "{\"seq\": tru\n").unwrap();
         let log = AuditLog::open(&policy(dir.path(), 10)).unwrap();
-        log.call(&call(Outcome::Ok));
+        log.call(&call(Outcome::Ok)).await;
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.lines().last().unwrap().contains("chain_restart"));
         assert!(
@@ -639,8 +826,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn rotation_keeps_the_chain() {
+    #[tokio::test]
+    async fn rotation_keeps_the_chain() {
         let dir = tempfile::tempdir().unwrap();
         let mut p = policy(dir.path(), 1);
         p.max_size_mb = 1;
@@ -650,7 +837,7 @@ mod tests {
             ..call(Outcome::Ok)
         };
         for _ in 0..8 {
-            log.call(&big);
+            log.call(&big).await;
         }
         let verified = verify(&dir.path().join("audit.log")).unwrap();
         assert!(verified.files.len() >= 2, "{verified:?}");

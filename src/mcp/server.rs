@@ -232,13 +232,11 @@ impl Session {
         let refusal = {
             let mut in_flight = lock(&self.in_flight);
             if in_flight.contains_key(&id) {
-                Some(error_line(
-                    Some(&id),
-                    &ErrorObject::new(
-                        code::INVALID_REQUEST,
-                        format!("id {id} is already used by a request in progress; use a new id"),
-                    ),
-                ))
+                let error = ErrorObject::new(
+                    code::INVALID_REQUEST,
+                    format!("id {id} is already used by a request in progress; use a new id"),
+                );
+                Some((error_line(Some(&id), &error), None))
             } else if in_flight.len() >= self.admission_capacity() {
                 // Admission never blocks the reader, so ping and cancellation stay responsive
                 // however busy the tools are; past the bound the call is refused with advice.
@@ -248,17 +246,15 @@ impl Session {
                     in_flight.len(),
                     self.settings.max_in_flight
                 ));
-                if let Some(audit) = &self.settings.guards.audit {
-                    audit.call(&CallRecord {
-                        request_id: id.to_value(),
-                        tool: call.tool.clone(),
-                        arguments: call.arguments.clone(),
-                        outcome: Outcome::RateLimited,
-                        rule: Some("limits.max_in_flight".into()),
-                        duration: Duration::ZERO,
-                    });
-                }
-                Some(result_line(&id, &enveloped(&busy, era)))
+                let record = CallRecord {
+                    request_id: id.to_value(),
+                    tool: call.tool.clone(),
+                    arguments: call.arguments.clone(),
+                    outcome: Outcome::RateLimited,
+                    rule: Some("limits.max_in_flight".into()),
+                    duration: Duration::ZERO,
+                };
+                Some((result_line(&id, &enveloped(&busy, era)), Some(record)))
             } else {
                 let entry = InFlightCall {
                     seq,
@@ -268,7 +264,10 @@ impl Session {
                 None
             }
         };
-        if let Some(line) = refusal {
+        if let Some((line, record)) = refusal {
+            if let (Some(audit), Some(record)) = (&self.settings.guards.audit, record) {
+                audit.call(&record).await;
+            }
             return self.send(line).await;
         }
         let registry = Arc::clone(&self.registry);
@@ -320,7 +319,7 @@ impl Session {
             };
             record.duration = started.elapsed();
             if let Some(audit) = &guards.audit {
-                audit.call(&record);
+                audit.call(&record).await;
             }
             if let Some(line) = answer {
                 let _ = output.send(line).await;
