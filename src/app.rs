@@ -315,7 +315,23 @@ impl Launcher {
         let ending = runtime.block_on(async {
             let input = crate::mcp::stdio::input()?;
             let output = crate::mcp::stdio::output()?;
-            serve(registry, settings, input, output, termination_signal()).await
+            // On a worker, not on this thread: the worker that sees stdin become readable
+            // runs the reader itself, and the calls it spawns start on the same thread.
+            let session = tokio::spawn(serve(
+                registry,
+                settings,
+                input,
+                output,
+                termination_signal(),
+            ));
+            match session.await {
+                Ok(ending) => ending,
+                // A bug, not an input error: fail the way it would have on this thread.
+                Err(failure) if failure.is_panic() => {
+                    std::panic::resume_unwind(failure.into_panic())
+                }
+                Err(failure) => Err(std::io::Error::other(failure)),
+            }
         });
         // The blocking stdin reader may still sit in read(2); do not wait for it.
         runtime.shutdown_background();
