@@ -282,26 +282,53 @@ impl AuditLog {
         true
     }
 
-    /// Writes everything queued, releases the writer, then wakes the waiters: a waiter woken
-    /// while the writer was still held could find it busy and sleep with nobody left to wake it.
-    fn flush(&self, mut writer: MutexGuard<'_, Writer>) {
+    /// Writes everything queued; `FlushEnd` then settles the batch, releases the writer and
+    /// wakes the waiters, in that order, however the write ends.
+    fn flush<'a>(&'a self, writer: MutexGuard<'a, Writer>) {
+        let mut end = FlushEnd {
+            log: self,
+            writer: Some(writer),
+            settles: None,
+        };
         let (batch, last) = {
             let mut queue = self.queue();
             (std::mem::take(&mut queue.records), queue.queued)
         };
-        if !batch.is_empty() {
-            let count = batch.len();
-            if let Err(error) = writer.append(batch) {
-                tracing::error!(%error, path = %writer.path.display(), records = count, "audit records not written");
-            }
-            self.queue().settled = last;
+        if batch.is_empty() {
+            return;
         }
-        drop(writer);
-        self.settled.notify_waiters();
+        end.settles = Some(last);
+        let count = batch.len();
+        if let Some(writer) = end.writer.as_mut()
+            && let Err(error) = writer.append(batch)
+        {
+            tracing::error!(%error, path = %writer.path.display(), records = count, "audit records not written");
+        }
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The end of a flush, run on drop so that a panic while writing cannot leave the batch's
+/// callers waiting (or spinning on a poisoned writer) for a batch that will never settle.
+struct FlushEnd<'a> {
+    log: &'a AuditLog,
+    writer: Option<MutexGuard<'a, Writer>>,
+    /// The batch's last ticket, once a batch was taken.
+    settles: Option<u64>,
+}
+
+impl Drop for FlushEnd<'_> {
+    fn drop(&mut self) {
+        if let Some(last) = self.settles {
+            self.log.queue().settled = last;
+        }
+        // Free the writer before waking anyone: a waiter woken while it was still held could
+        // find it busy and sleep with nobody left to wake it.
+        drop(self.writer.take());
+        self.log.settled.notify_waiters();
     }
 }
 
@@ -759,6 +786,27 @@ mod tests {
             .expect("the calls finished");
         scenario.join().unwrap();
         assert_eq!(verify(&dir.path().join("audit.log")).unwrap().records, 3);
+    }
+
+    #[test]
+    fn a_panic_while_writing_still_settles_the_batch_and_frees_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(&policy(dir.path(), 10)).unwrap();
+        let ticket = log.enqueue(Map::new());
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _end = FlushEnd {
+                log: &log,
+                writer: Some(log.writer.lock().unwrap()),
+                settles: Some(ticket),
+            };
+            panic!("the write went wrong");
+        }));
+        assert!(outcome.is_err());
+        assert!(log.is_settled(ticket), "its caller is not left waiting");
+        assert!(
+            matches!(log.writer.try_lock(), Err(TryLockError::Poisoned(_))),
+            "the writer is released (poisoned), not held"
+        );
     }
 
     #[test]

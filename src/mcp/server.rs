@@ -265,6 +265,8 @@ impl Session {
             }
         };
         if let Some((line, record)) = refusal {
+            // The reader waits for this record (it is not a tool): a flood of refused calls is
+            // slowed to the pace of the audit log instead of piling up tasks.
             if let (Some(audit), Some(record)) = (&self.settings.guards.audit, record) {
                 audit.call(&record).await;
             }
