@@ -1,7 +1,12 @@
 //! Tool argument validation against the tool's `inputSchema` (JSON Schema 2020-12).
 //!
-//! Validators are compiled once when the registry is built; a call only runs them. Failures
-//! become a tool error that names each offending field, so the model can correct itself.
+//! A validator is compiled once: when the registry is built for schemas from outside (external
+//! plugins, so a bad one stops start-up), or on the first call for the built-in tools' constant
+//! schemas, which the test suite compiles (start-up then skips about a millisecond of meta-schema
+//! checks). Failures become a tool error that names each offending field, so the model can
+//! correct itself.
+
+use std::sync::OnceLock;
 
 use jsonschema::Validator;
 use serde_json::Value;
@@ -9,9 +14,10 @@ use serde_json::Value;
 /// At most this many violations are listed in one error; the rest are counted.
 const MAX_REPORTED_VIOLATIONS: usize = 5;
 
-/// A compiled argument schema.
+/// An argument schema and its validator, compiled at most once.
 pub struct ArgumentSchema {
-    validator: Validator,
+    schema: Value,
+    validator: OnceLock<Result<Validator, String>>,
 }
 
 impl std::fmt::Debug for ArgumentSchema {
@@ -26,6 +32,16 @@ impl ArgumentSchema {
     /// # Errors
     /// The schema is not a valid 2020-12 schema.
     pub fn compile(schema: &Value) -> Result<Self, String> {
+        let compiled = Self::deferred(schema);
+        match compiled.validator() {
+            Ok(_) => Ok(compiled),
+            Err(error) => Err(error.clone()),
+        }
+    }
+
+    /// Keeps `schema` and compiles it on the first [`check`](Self::check): for constant schemas
+    /// that the tests compile, so a start-up need not.
+    pub fn deferred(schema: &Value) -> Self {
         // Without `properties`, the validator reports an undeclared argument as "False schema
         // does not allow 1", naming neither the argument nor its place; an empty `properties`
         // (same meaning) makes it say "'name' was unexpected".
@@ -36,9 +52,15 @@ impl ArgumentSchema {
             root.entry("properties")
                 .or_insert_with(|| Value::Object(serde_json::Map::new()));
         }
-        jsonschema::draft202012::new(&schema)
-            .map(|validator| ArgumentSchema { validator })
-            .map_err(|e| e.to_string())
+        ArgumentSchema {
+            schema,
+            validator: OnceLock::new(),
+        }
+    }
+
+    fn validator(&self) -> &Result<Validator, String> {
+        self.validator
+            .get_or_init(|| jsonschema::draft202012::new(&self.schema).map_err(|e| e.to_string()))
     }
 
     /// Checks `arguments`; the error text names every offending field.
@@ -47,9 +69,12 @@ impl ArgumentSchema {
     /// A message listing the violations, e.g.
     /// `arguments.detail_level: "x" is not one of ["name","summary","full"]`.
     pub fn check(&self, arguments: &Value) -> Result<(), String> {
+        let validator = self.validator().as_ref().map_err(|error| {
+            format!("the tool's inputSchema is not a valid JSON Schema ({error}); report this")
+        })?;
         let mut problems = Vec::new();
         let mut total = 0usize;
-        for error in self.validator.iter_errors(arguments) {
+        for error in validator.iter_errors(arguments) {
             total += 1;
             if problems.len() < MAX_REPORTED_VIOLATIONS {
                 problems.push(format!(
@@ -131,6 +156,17 @@ mod tests {
             .check(&args(json!({"level": "a", "bogus": 1})))
             .unwrap_err();
         assert!(error.contains("bogus"), "{error}");
+    }
+
+    #[test]
+    fn a_deferred_schema_compiles_on_first_use() {
+        let valid = ArgumentSchema::deferred(&json!({"type": "object", "required": ["a"]}));
+        assert!(valid.validator.get().is_none(), "not compiled yet");
+        assert!(valid.check(&json!({})).unwrap_err().contains("\"a\""));
+        assert!(valid.validator.get().is_some());
+        let broken = ArgumentSchema::deferred(&json!({"type": "no-such-type"}));
+        let error = broken.check(&json!({})).unwrap_err();
+        assert!(error.contains("not a valid JSON Schema"), "{error}");
     }
 
     #[test]

@@ -284,6 +284,10 @@ impl Plugin for Discovery {
         Self::definitions()
     }
 
+    fn schemas_are_built_in(&self) -> bool {
+        true
+    }
+
     fn call<'a>(
         &'a self,
         tool: &'a str,

@@ -33,6 +33,12 @@ pub trait Plugin: Send + Sync + 'static {
     fn version(&self) -> &str;
     /// The tools this plugin offers. Called once, at start-up.
     fn tools(&self) -> Vec<ToolDefinition>;
+    /// Whether the tools' schemas are constants of this program, compiled by the test suite
+    /// (`registry::tests::every_built_in_schema_compiles`): their validators are then built on
+    /// first use instead of at start-up. Anything loaded from outside must say `false`.
+    fn schemas_are_built_in(&self) -> bool {
+        false
+    }
     /// Runs `tool` with `arguments`, which have already passed the tool's `inputSchema`.
     ///
     /// The future may be dropped at any await point (deadline or cancellation); work that

@@ -292,6 +292,10 @@ impl Plugin for BugTracker {
         tools::definitions()
     }
 
+    fn schemas_are_built_in(&self) -> bool {
+        true
+    }
+
     fn call<'a>(
         &'a self,
         tool: &'a str,

@@ -46,7 +46,7 @@ impl WebSearch {
         }
     }
 
-    fn definition() -> ToolDefinition {
+    pub(crate) fn definition() -> ToolDefinition {
         ToolDefinition {
             name: "web_search".into(),
             title: Some("Search the web".into()),
@@ -227,6 +227,10 @@ impl Plugin for WebSearch {
 
     fn tools(&self) -> Vec<ToolDefinition> {
         vec![Self::definition()]
+    }
+
+    fn schemas_are_built_in(&self) -> bool {
+        true
     }
 
     fn call<'a>(
