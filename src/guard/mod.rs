@@ -15,7 +15,7 @@ use std::sync::Arc;
 pub use audit::AuditLog;
 pub use paths::PathRules;
 pub use rate_limit::RateLimiter;
-pub use schema::ArgumentSchema;
+pub use schema::{ArgumentError, ArgumentSchema};
 
 use crate::policy::Policy;
 use crate::policy::model::ToolPolicy;

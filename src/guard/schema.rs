@@ -14,6 +14,15 @@ use serde_json::Value;
 /// At most this many violations are listed in one error; the rest are counted.
 const MAX_REPORTED_VIOLATIONS: usize = 5;
 
+/// Why arguments were not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgumentError {
+    /// The arguments break the schema; the text names every offending field.
+    Invalid(String),
+    /// The tool's own schema does not compile: a server bug, not the caller's mistake.
+    BrokenSchema(String),
+}
+
 /// An argument schema and its validator, compiled at most once.
 pub struct ArgumentSchema {
     schema: Value,
@@ -66,12 +75,14 @@ impl ArgumentSchema {
     /// Checks `arguments`; the error text names every offending field.
     ///
     /// # Errors
-    /// A message listing the violations, e.g.
-    /// `arguments.detail_level: "x" is not one of ["name","summary","full"]`.
-    pub fn check(&self, arguments: &Value) -> Result<(), String> {
-        let validator = self.validator().as_ref().map_err(|error| {
-            format!("the tool's inputSchema is not a valid JSON Schema ({error}); report this")
-        })?;
+    /// [`ArgumentError::Invalid`] with a message listing the violations, e.g.
+    /// `arguments.detail_level: "x" is not one of ["name","summary","full"]`;
+    /// [`ArgumentError::BrokenSchema`] when a deferred schema fails to compile.
+    pub fn check(&self, arguments: &Value) -> Result<(), ArgumentError> {
+        let validator = self
+            .validator()
+            .as_ref()
+            .map_err(|error| ArgumentError::BrokenSchema(error.clone()))?;
         let mut problems = Vec::new();
         let mut total = 0usize;
         for error in validator.iter_errors(arguments) {
@@ -90,7 +101,7 @@ impl ArgumentSchema {
         if total > problems.len() {
             problems.push(format!("and {} more", total - problems.len()));
         }
-        Err(problems.join("; "))
+        Err(ArgumentError::Invalid(problems.join("; ")))
     }
 }
 
@@ -127,6 +138,14 @@ mod tests {
         .unwrap()
     }
 
+    /// The message of an `Invalid` result.
+    fn invalid(result: Result<(), ArgumentError>) -> String {
+        match result {
+            Err(ArgumentError::Invalid(message)) => message,
+            other => panic!("expected invalid arguments, got {other:?}"),
+        }
+    }
+
     fn args(value: Value) -> Value {
         value
     }
@@ -141,20 +160,16 @@ mod tests {
 
     #[test]
     fn violations_name_the_field() {
-        let error = schema().check(&args(json!({"level": "c"}))).unwrap_err();
+        let error = invalid(schema().check(&args(json!({"level": "c"}))));
         assert!(error.starts_with("arguments.level: "), "{error}");
-        let error = schema()
-            .check(&args(json!({"level": "a", "tags": [1]})))
-            .unwrap_err();
+        let error = invalid(schema().check(&args(json!({"level": "a", "tags": [1]}))));
         assert!(error.starts_with("arguments.tags[0]: "), "{error}");
-        let error = schema().check(&args(json!({}))).unwrap_err();
+        let error = invalid(schema().check(&args(json!({}))));
         assert!(
             error.contains("\"level\" is a required property"),
             "{error}"
         );
-        let error = schema()
-            .check(&args(json!({"level": "a", "bogus": 1})))
-            .unwrap_err();
+        let error = invalid(schema().check(&args(json!({"level": "a", "bogus": 1}))));
         assert!(error.contains("bogus"), "{error}");
     }
 
@@ -162,11 +177,13 @@ mod tests {
     fn a_deferred_schema_compiles_on_first_use() {
         let valid = ArgumentSchema::deferred(&json!({"type": "object", "required": ["a"]}));
         assert!(valid.validator.get().is_none(), "not compiled yet");
-        assert!(valid.check(&json!({})).unwrap_err().contains("\"a\""));
+        assert!(invalid(valid.check(&json!({}))).contains("\"a\""));
         assert!(valid.validator.get().is_some());
         let broken = ArgumentSchema::deferred(&json!({"type": "no-such-type"}));
-        let error = broken.check(&json!({})).unwrap_err();
-        assert!(error.contains("not a valid JSON Schema"), "{error}");
+        assert!(matches!(
+            broken.check(&json!({})),
+            Err(ArgumentError::BrokenSchema(_))
+        ));
     }
 
     #[test]
@@ -174,7 +191,7 @@ mod tests {
         let closed =
             ArgumentSchema::compile(&json!({"type": "object", "additionalProperties": false}))
                 .unwrap();
-        let error = closed.check(&json!({"surprise": 1})).unwrap_err();
+        let error = invalid(closed.check(&json!({"surprise": 1})));
         assert!(error.contains("'surprise' was unexpected"), "{error}");
     }
 

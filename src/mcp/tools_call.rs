@@ -13,7 +13,7 @@ use std::task::Poll;
 use serde_json::{Map, Value};
 
 use crate::guard::audit::Outcome;
-use crate::guard::{Guards, commands};
+use crate::guard::{ArgumentError, Guards, commands};
 use crate::plugins::registry::{ArgumentFormat, FormattedArgument};
 use crate::plugins::{CallContext, Registry, ToolResult};
 use crate::rpc::{ErrorObject, code};
@@ -103,16 +103,33 @@ pub async fn execute(
             format!("unknown tool {:?}", call.tool),
         );
     };
-    if let Err(problems) = tool.arguments.check(&call.arguments) {
-        return Execution::refused(
-            Outcome::Denied,
-            "inputSchema",
-            format!(
-                "invalid arguments for {}: {problems}. Call search_tools with detail_level \
-                 \"full\" to see the schema.",
-                call.tool
-            ),
-        );
+    match tool.arguments.check(&call.arguments) {
+        Ok(()) => {}
+        Err(ArgumentError::Invalid(problems)) => {
+            return Execution::refused(
+                Outcome::Denied,
+                "inputSchema",
+                format!(
+                    "invalid arguments for {}: {problems}. Call search_tools with detail_level \
+                     \"full\" to see the schema.",
+                    call.tool
+                ),
+            );
+        }
+        // A built-in schema that does not compile (the tests make sure none does): the
+        // caller can do nothing about it, so it must not read like a mistake of theirs.
+        Err(ArgumentError::BrokenSchema(error)) => {
+            tracing::error!(tool = %call.tool, %error, "inputSchema does not compile");
+            return Execution::refused(
+                Outcome::ToolError,
+                "inputSchema",
+                format!(
+                    "internal error: the server cannot check arguments for {} because the \
+                     tool's inputSchema does not compile ({error}); please report this bug",
+                    call.tool
+                ),
+            );
+        }
     }
     let mut arguments = match call.arguments {
         Value::Object(arguments) => arguments,

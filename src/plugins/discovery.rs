@@ -284,8 +284,8 @@ impl Plugin for Discovery {
         Self::definitions()
     }
 
-    fn schemas_are_built_in(&self) -> bool {
-        true
+    fn built_in(&self) -> Option<super::sealed::BuiltIn> {
+        super::built_in()
     }
 
     fn call<'a>(

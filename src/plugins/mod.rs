@@ -22,6 +22,19 @@ use tokio_util::sync::CancellationToken;
 
 pub use registry::{Registry, RegistryError};
 
+/// The marker of this crate's own plugins: public so that it can appear in [`Plugin`], in a
+/// private module with a private field so that only this crate can name or make one.
+pub(crate) mod sealed {
+    /// See [`super::Plugin::built_in`].
+    #[derive(Debug)]
+    pub struct BuiltIn(pub(super) ());
+}
+
+/// The token returned by this crate's own plugins from [`Plugin::built_in`].
+fn built_in() -> Option<sealed::BuiltIn> {
+    Some(sealed::BuiltIn(()))
+}
+
 /// The future a tool call returns. Boxed so that the trait stays object-safe.
 pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = ToolResult> + Send + 'a>>;
 
@@ -33,11 +46,14 @@ pub trait Plugin: Send + Sync + 'static {
     fn version(&self) -> &str;
     /// The tools this plugin offers. Called once, at start-up.
     fn tools(&self) -> Vec<ToolDefinition>;
-    /// Whether the tools' schemas are constants of this program, compiled by the test suite
-    /// (`registry::tests::every_built_in_schema_compiles`): their validators are then built on
-    /// first use instead of at start-up. Anything loaded from outside must say `false`.
-    fn schemas_are_built_in(&self) -> bool {
-        false
+    /// `Some` only for this crate's own plugins, whose schemas are constants that the test
+    /// suite compiles (`registry::tests::every_built_in_schema_compiles`): their validators are
+    /// then built on first use instead of at start-up. No other implementation can return
+    /// `Some` (the token cannot be made outside this crate), so any other plugin's schemas are
+    /// always compiled at start-up, where a broken one stops the server.
+    #[doc(hidden)]
+    fn built_in(&self) -> Option<sealed::BuiltIn> {
+        None
     }
     /// Runs `tool` with `arguments`, which have already passed the tool's `inputSchema`.
     ///

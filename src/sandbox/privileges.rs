@@ -24,6 +24,13 @@ pub fn drop_all() -> Result<bool, SandboxError> {
     // Probed once (one prctl per capability): the caps crate's set-wide helpers probe again
     // on every use, which made this step three times as many system calls.
     let supported = caps::runtime::thread_all_supported();
+    if supported.is_empty() {
+        // Every later check loops over this list: empty, they would all pass unchecked.
+        return Err(SandboxError::Capabilities {
+            step: "list supported capabilities",
+            detail: "the kernel reported none (PR_CAPBSET_READ failed for every one)".into(),
+        });
+    }
     // The bounding set first: dropping from it needs CAP_SETPCAP, which goes with `permitted`.
     let can_clear_bounding = caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP)
         .map_err(fail("read effective set"))?;
@@ -48,7 +55,9 @@ pub fn drop_all() -> Result<bool, SandboxError> {
     };
     for set in [CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
         let held: Vec<Capability> = caps::read(None, set)
-            .map_err(fail("read back"))?
+            .map_err(fail(
+                "read back the inheritable, effective and permitted sets",
+            ))?
             .into_iter()
             .collect();
         if !held.is_empty() {
@@ -62,7 +71,9 @@ pub fn drop_all() -> Result<bool, SandboxError> {
     for set in per_capability_sets {
         let mut held = Vec::new();
         for &cap in &supported {
-            if caps::has_cap(None, set, cap).map_err(fail("read back"))? {
+            if caps::has_cap(None, set, cap)
+                .map_err(fail("read back the bounding and ambient sets"))?
+            {
                 held.push(cap);
             }
         }

@@ -46,7 +46,7 @@ impl WebSearch {
         }
     }
 
-    pub(crate) fn definition() -> ToolDefinition {
+    fn definition() -> ToolDefinition {
         ToolDefinition {
             name: "web_search".into(),
             title: Some("Search the web".into()),
@@ -229,8 +229,8 @@ impl Plugin for WebSearch {
         vec![Self::definition()]
     }
 
-    fn schemas_are_built_in(&self) -> bool {
-        true
+    fn built_in(&self) -> Option<super::sealed::BuiltIn> {
+        super::built_in()
     }
 
     fn call<'a>(
