@@ -8,7 +8,7 @@
 # fuzz/corpus/TARGET is read, never written. Crashes land in fuzz/artifacts/TARGET.
 set -euo pipefail
 
-target=${1:?usage: scripts/fuzz.sh TARGET SECONDS (targets: rpc_parse line_framing policy_load search_page path_rules host_rules plugin_response)}
+target=${1:?usage: scripts/fuzz.sh TARGET SECONDS (targets: rpc_parse line_framing policy_load search_page path_rules host_rules plugin_response seccomp_filter)}
 seconds=${2:-60}
 cd "$(dirname "$0")/../fuzz"
 

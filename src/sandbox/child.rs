@@ -123,7 +123,7 @@ fn lock_down_and_exec(spec: &ChildSpec) -> String {
         let filter = super::seccomp::child_filter(spec.limits.processes == 0)
             .map_err(|e| e.to_string())
             .and_then(|program| {
-                seccompiler::apply_filter(&program).map_err(|e| format!("seccomp: {e}"))
+                super::seccomp::install_on_this_thread(&program).map_err(|e| e.to_string())
             });
         if let Err(error) = filter
             && strict

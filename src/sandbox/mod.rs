@@ -5,6 +5,7 @@
 //! the kernel, and it reports what it actually enforced. It does not decide whether a degraded
 //! result is acceptable beyond the policy's `sandbox.mode`: `enforce` fails closed.
 
+pub mod bpf;
 pub mod child;
 pub mod doctor;
 pub mod landlock;

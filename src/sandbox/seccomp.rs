@@ -1,24 +1,28 @@
-//! Installing the plan's seccomp filters on every thread.
+//! The plan's seccomp filter, and the plugins' own.
 //!
-//! Three filters, in this order (the kernel runs them all; the strictest answer wins, and of two
-//! errno answers the most recently installed one's errno is returned):
-//! 1. `clone3` → ENOSYS, so glibc falls back to `clone`, whose flags a filter can inspect;
-//! 2. the deny filter: the never-allowed calls → EPERM, and with external plugins also sockets
-//!    other than AF_INET/AF_INET6. Installed only with `seccomp_action: log` or external
-//!    plugins; otherwise the allowlist already refuses those calls, and every filter costs time
-//!    on every system call;
-//! 3. the allowlist, last, because without plugins it does not allow `seccomp(2)` itself.
+//! The server installs one filter, with TSYNC, last of all the sandbox steps (without plugins
+//! it does not allow `seccomp(2)` itself). For each system call it answers:
+//! - the plan's allowed calls: allowed, with their argument checks; a call whose checks fail
+//!   gets the policy's `seccomp_action`;
+//! - `clone3`: ENOSYS, so glibc falls back to `clone`, whose flags a filter can inspect;
+//! - the never-allowed calls: EPERM even with `seccomp_action: log`, and the policy's action
+//!   when it is stricter, except with external plugins;
+//! - with external plugins, `socket` of a family other than AF_INET/AF_INET6: EPERM;
+//!
+//! With external plugins those two are errors rather than `seccomp_action: kill`, so that a
+//! plugin probing for them (interpreters do) is told no instead of killed.
+//! - every other call: the policy's `seccomp_action`.
+//!
+//! One filter rather than one per rule because every filter is JIT-compiled at start-up and
+//! run on every call the kernel cannot answer from its cache. [`super::bpf`] emits it; the
+//! tests check it against the three seccompiler filters it replaces.
 //!
 //! Plugins get one more filter of their own, [`child_filter`], installed by the plugin helper.
 
 use std::collections::BTreeMap;
 
-use seccompiler::{
-    BpfProgram, SeccompAction as Action, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
-    SeccompFilter, SeccompRule, TargetArch,
-};
-
 use super::SandboxError;
+use super::bpf::{self, Action, Check, Comparison, Filter, Program, SyscallAction, Width};
 use super::plan::SandboxPlan;
 use super::syscalls::{
     ArgRule, CLONE_NAMESPACE_FLAGS, IOCTLS, PLUGIN_PRCTL_OPTIONS, PRCTL_OPTIONS, SOCKET_FAMILIES,
@@ -26,204 +30,218 @@ use super::syscalls::{
 };
 use crate::policy::SeccompAction;
 
-/// Builds and installs the filters, with TSYNC.
+const EPERM: Action = Action::Errno(libc::EPERM as u16);
+
+/// Builds the plan's filter and installs it on every thread (TSYNC).
 ///
 /// # Errors
-/// The architecture is unsupported, a filter does not compile, or the kernel refuses it.
+/// The filter does not compile, or the kernel refuses it.
 pub fn install(plan: &SandboxPlan) -> Result<(), SandboxError> {
-    for program in compile(plan)? {
-        seccompiler::apply_filter_all_threads(&program).map_err(|e| SandboxError::Seccomp {
-            detail: e.to_string(),
-        })?;
-    }
-    Ok(())
+    let program = compile(plan)?;
+    super::sys::install_seccomp_filter(&program, true).map_err(|e| SandboxError::Seccomp {
+        detail: format!("the kernel refused the filter: {e}"),
+    })
 }
 
-/// The BPF programs, in installation order.
+/// Installs a plugin's filter ([`child_filter`]) on the calling, single-threaded helper.
 ///
 /// # Errors
-/// The architecture is unsupported or a filter does not compile.
-pub fn compile(plan: &SandboxPlan) -> Result<Vec<BpfProgram>, SandboxError> {
-    let bad = |e: seccompiler::Error| SandboxError::Seccomp {
-        detail: e.to_string(),
-    };
-    let bad_backend = |e: seccompiler::BackendError| SandboxError::Seccomp {
-        detail: e.to_string(),
-    };
-    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(bad_backend)?;
+/// The kernel refuses it.
+pub fn install_on_this_thread(program: &[bpf::Instruction]) -> Result<(), SandboxError> {
+    super::sys::install_seccomp_filter(program, false).map_err(|e| SandboxError::Seccomp {
+        detail: format!("the kernel refused the plugin filter: {e}"),
+    })
+}
 
-    let clone3 = SeccompFilter::new(
-        BTreeMap::from([(libc::SYS_clone3, vec![])]),
-        Action::Allow,
-        Action::Errno(libc::ENOSYS as u32),
-        arch,
-    )
-    .map_err(bad_backend)?;
-
-    let mut denied: BTreeMap<i64, Vec<SeccompRule>> = never_allowed()
-        .into_iter()
-        .map(|(_, number)| (number, vec![]))
-        .collect();
-    if plan.plugin_runtime {
-        denied.insert(
-            libc::SYS_socket,
-            other_socket_families().map_err(bad_backend)?,
-        );
-    }
-    let never = SeccompFilter::new(
-        denied,
-        Action::Allow,
-        Action::Errno(libc::EPERM as u32),
-        arch,
-    )
-    .map_err(bad_backend)?;
-
-    let mut rules = BTreeMap::new();
-    for syscall in &plan.syscalls {
-        rules.insert(
-            syscall.number,
-            arg_rules(syscall.args).map_err(bad_backend)?,
-        );
-    }
+/// The plan's filter as a table.
+pub fn table(plan: &SandboxPlan) -> Filter {
     let mismatch = match plan.seccomp_action {
-        SeccompAction::Errno => Action::Errno(libc::EPERM as u32),
+        SeccompAction::Errno => EPERM,
         SeccompAction::Kill => Action::KillProcess,
         SeccompAction::Log => Action::Log,
     };
-    let allowlist =
-        SeccompFilter::new(rules, mismatch, Action::Allow, arch).map_err(bad_backend)?;
-
-    let filters = if plan.plugin_runtime || plan.seccomp_action == SeccompAction::Log {
-        vec![clone3, never, allowlist]
-    } else {
-        vec![clone3, allowlist]
-    };
-    let programs = filters
-        .into_iter()
-        .map(|filter| BpfProgram::try_from(filter).map_err(bad_backend))
-        .collect::<Result<Vec<_>, _>>()?;
-    // An empty program would be refused by the kernel with a cryptic EINVAL.
-    if programs.iter().any(Vec::is_empty) {
-        return Err(bad(seccompiler::Error::EmptyFilter));
+    let mut syscalls = BTreeMap::new();
+    for syscall in &plan.syscalls {
+        let when = arg_checks(syscall.args);
+        syscalls.insert(
+            number(syscall.number),
+            SyscallAction {
+                when,
+                action: Action::Allow,
+                otherwise: mismatch,
+            },
+        );
     }
-    Ok(programs)
+    syscalls.insert(
+        number(libc::SYS_clone3),
+        SyscallAction::always(Action::Errno(libc::ENOSYS as u16)),
+    );
+    for (_, never) in never_allowed() {
+        // The plugin runtime lists them so that a probing plugin gets EPERM, not a kill;
+        // otherwise the policy's action applies when it is stricter.
+        let answer = if syscalls.contains_key(&number(never)) {
+            EPERM
+        } else {
+            EPERM.strictest(mismatch)
+        };
+        syscalls.insert(number(never), SyscallAction::always(answer));
+    }
+    if plan.plugin_runtime {
+        syscalls.insert(
+            number(libc::SYS_socket),
+            SyscallAction {
+                when: socket_families(),
+                action: Action::Allow,
+                otherwise: EPERM,
+            },
+        );
+    }
+    Filter {
+        syscalls,
+        default: mismatch,
+        x32: mismatch,
+    }
 }
 
-/// The plugin's own filter: everything the server's filters allow, except (EPERM) every
-/// `socket` (a plugin has no network, and Landlock ABI 7 does not confine connecting to named
-/// unix sockets), `socketpair` other than stream pairs, `prlimit64` on another process, the
-/// never-allowed calls, leaving its process group
-/// (`setsid`, `setpgid`: killing the group must reach every descendant) and, when
-/// `no_processes`, creating processes (`fork`, `vfork`, `clone` without `CLONE_THREAD`).
+/// The plan's BPF program.
 ///
 /// # Errors
-/// The architecture is unsupported or the filter does not compile.
-pub fn child_filter(no_processes: bool) -> Result<BpfProgram, SandboxError> {
-    let bad = |e: seccompiler::BackendError| SandboxError::Seccomp {
+/// The table cannot be emitted (a mistake in the syscall tables, caught by the tests).
+pub fn compile(plan: &SandboxPlan) -> Result<Program, SandboxError> {
+    bpf::emit(&table(plan)).map_err(|e| SandboxError::Seccomp {
         detail: e.to_string(),
-    };
-    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(bad)?;
-    let mut denied: BTreeMap<i64, Vec<SeccompRule>> = never_allowed()
+    })
+}
+
+/// The plugin's own filter as a table: everything the server's filter allows, except (EPERM)
+/// every `socket` (a plugin has no network, and Landlock ABI 7 does not confine connecting to
+/// named unix sockets), `socketpair` other than stream pairs, `prlimit64` on another process,
+/// the never-allowed calls, leaving its process group (`setsid`, `setpgid`: killing the group
+/// must reach every descendant) and, when `no_processes`, creating processes (`fork`, `vfork`,
+/// `clone` without `CLONE_THREAD`).
+pub fn child_table(no_processes: bool) -> Filter {
+    let mut syscalls: BTreeMap<u32, SyscallAction> = never_allowed()
         .into_iter()
-        .map(|(_, number)| (number, vec![]))
+        .map(|(_, n)| (number(n), SyscallAction::always(EPERM)))
         .collect();
-    for number in [libc::SYS_socket, libc::SYS_setsid, libc::SYS_setpgid] {
-        denied.insert(number, vec![]);
+    for n in [libc::SYS_socket, libc::SYS_setsid, libc::SYS_setpgid] {
+        syscalls.insert(number(n), SyscallAction::always(EPERM));
     }
-    let dword = |arg: u8, op: SeccompCmpOp, value: u64| {
-        SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
-            .and_then(|condition| SeccompRule::new(vec![condition]))
+    let refuse_when = |when: Vec<Vec<Check>>| SyscallAction {
+        when,
+        action: EPERM,
+        otherwise: Action::Allow,
     };
     // Same user, so the kernel would let a plugin change the server's limits (RLIMIT_CPU 1
     // kills it): only its own (pid 0).
-    denied.insert(
-        libc::SYS_prlimit64,
-        vec![dword(0, SeccompCmpOp::Ne, 0).map_err(bad)?],
+    syscalls.insert(
+        number(libc::SYS_prlimit64),
+        refuse_when(vec![vec![low32(0, Comparison::Ne(0))]]),
     );
     // A datagram pair can `sendto` any named unix socket (/dev/log…), which Landlock ABI 7
     // does not confine: stream pairs only (the type compared without SOCK_NONBLOCK/CLOEXEC).
-    denied.insert(
-        libc::SYS_socketpair,
-        (0..=15u64)
-            .filter(|kind| *kind != libc::SOCK_STREAM as u64)
-            .map(|kind| dword(1, SeccompCmpOp::MaskedEq(0xf), kind))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?,
+    let stream = libc::SOCK_STREAM as u64;
+    syscalls.insert(
+        number(libc::SYS_socketpair),
+        SyscallAction {
+            when: vec![vec![low32(
+                1,
+                Comparison::MaskedEq {
+                    mask: 0xf,
+                    value: stream,
+                },
+            )]],
+            action: Action::Allow,
+            otherwise: EPERM,
+        },
     );
     if no_processes {
         #[cfg(target_arch = "x86_64")]
-        for number in [libc::SYS_fork, libc::SYS_vfork] {
-            denied.insert(number, vec![]);
+        for n in [libc::SYS_fork, libc::SYS_vfork] {
+            syscalls.insert(number(n), SyscallAction::always(EPERM));
         }
-        let without_thread = SeccompCondition::new(
-            0,
-            SeccompCmpArgLen::Qword,
-            SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
-            0,
-        )
-        .map_err(bad)?;
-        denied.insert(
-            libc::SYS_clone,
-            vec![SeccompRule::new(vec![without_thread]).map_err(bad)?],
+        let without_thread = Check {
+            arg: 0,
+            width: Width::Full64,
+            comparison: Comparison::MaskedEq {
+                mask: libc::CLONE_THREAD as u64,
+                value: 0,
+            },
+        };
+        syscalls.insert(
+            number(libc::SYS_clone),
+            refuse_when(vec![vec![without_thread]]),
         );
     }
-    let filter = SeccompFilter::new(
-        denied,
-        Action::Allow,
-        Action::Errno(libc::EPERM as u32),
-        arch,
-    )
-    .map_err(bad)?;
-    BpfProgram::try_from(filter).map_err(bad)
-}
-
-/// `socket` with a family other than AF_INET and AF_INET6 (compared as 32 bits).
-fn other_socket_families() -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
-    let conditions = SOCKET_FAMILIES
-        .iter()
-        .map(|family| {
-            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, *family as u64)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(vec![SeccompRule::new(conditions)?])
-}
-
-/// Argument rules: several rules are alternatives; an empty list allows any arguments.
-fn arg_rules(rule: ArgRule) -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
-    use SeccompCmpArgLen::{Dword, Qword};
-    let equal = |arg: u8, value: u64| -> Result<SeccompRule, seccompiler::BackendError> {
-        // Compared as 32 bits: the kernel reads these arguments as `int`, so upper bits a
-        // caller sets (the snapd/flatpak TIOCSTI bypass) must not change the decision.
-        SeccompRule::new(vec![SeccompCondition::new(
-            arg,
-            Dword,
-            SeccompCmpOp::Eq,
-            value,
-        )?])
-    };
-    match rule {
-        ArgRule::Any => Ok(vec![]),
-        ArgRule::CloneWithoutNamespaces => {
-            Ok(vec![SeccompRule::new(vec![SeccompCondition::new(
-                0,
-                Qword,
-                SeccompCmpOp::MaskedEq(CLONE_NAMESPACE_FLAGS),
-                0,
-            )?])?])
-        }
-        ArgRule::SocketFamilies => SOCKET_FAMILIES
-            .iter()
-            .map(|family| equal(0, *family as u64))
-            .collect(),
-        ArgRule::SafeIoctls => IOCTLS.iter().map(|request| equal(1, *request)).collect(),
-        ArgRule::SafePrctl => PRCTL_OPTIONS
-            .iter()
-            .map(|option| equal(0, *option as u64))
-            .collect(),
-        ArgRule::PluginPrctl => PRCTL_OPTIONS
-            .iter()
-            .chain(&PLUGIN_PRCTL_OPTIONS)
-            .map(|option| equal(0, *option as u64))
-            .collect(),
+    Filter {
+        syscalls,
+        default: Action::Allow,
+        x32: EPERM,
     }
 }
+
+/// The plugin's own filter.
+///
+/// # Errors
+/// The table cannot be emitted (a mistake in the syscall tables, caught by the tests).
+pub fn child_filter(no_processes: bool) -> Result<Program, SandboxError> {
+    bpf::emit(&child_table(no_processes)).map_err(|e| SandboxError::Seccomp {
+        detail: e.to_string(),
+    })
+}
+
+/// Syscall numbers are small and non-negative; a table entry that is not would be a bug that
+/// the tests catch (it lands on number `u32::MAX`, which no call has).
+fn number(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Compared as 32 bits: the kernel reads these arguments as `int`, so upper bits a caller sets
+/// (the snapd/flatpak TIOCSTI bypass) must not change the decision.
+fn low32(arg: u8, comparison: Comparison) -> Check {
+    Check {
+        arg,
+        width: Width::Low32,
+        comparison,
+    }
+}
+
+/// `socket` of AF_INET or AF_INET6.
+fn socket_families() -> Vec<Vec<Check>> {
+    SOCKET_FAMILIES
+        .iter()
+        .map(|family| vec![low32(0, Comparison::Eq(*family as u64))])
+        .collect()
+}
+
+/// Argument checks: alternatives, any of which allows the call; none means any arguments.
+fn arg_checks(rule: ArgRule) -> Vec<Vec<Check>> {
+    let equal = |arg: u8, values: &[u64]| -> Vec<Vec<Check>> {
+        values
+            .iter()
+            .map(|value| vec![low32(arg, Comparison::Eq(*value))])
+            .collect()
+    };
+    let options = |options: &[i32]| options.iter().map(|o| *o as u64).collect::<Vec<_>>();
+    match rule {
+        ArgRule::Any => Vec::new(),
+        ArgRule::CloneWithoutNamespaces => vec![vec![Check {
+            arg: 0,
+            width: Width::Full64,
+            comparison: Comparison::MaskedEq {
+                mask: CLONE_NAMESPACE_FLAGS,
+                value: 0,
+            },
+        }]],
+        ArgRule::SocketFamilies => socket_families(),
+        ArgRule::SafeIoctls => equal(1, &IOCTLS),
+        ArgRule::SafePrctl => equal(0, &options(&PRCTL_OPTIONS)),
+        ArgRule::PluginPrctl => equal(
+            0,
+            &options(&[PRCTL_OPTIONS.as_slice(), &PLUGIN_PRCTL_OPTIONS].concat()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

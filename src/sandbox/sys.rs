@@ -1,5 +1,5 @@
-//! The raw system calls the safe crates do not wrap: asking the kernel for its Landlock ABI, and
-//! closing a range of descriptors.
+//! The raw system calls the safe crates do not wrap: asking the kernel for its Landlock ABI,
+//! closing a range of descriptors and installing a seccomp filter.
 
 /// The kernel's Landlock ABI version; 0 when Landlock is not built in or not enabled.
 pub fn landlock_abi() -> i32 {
@@ -30,4 +30,57 @@ pub fn close_descriptors_from(first: u32) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Installs a seccomp filter on the calling thread, or with `all_threads` on every thread of
+/// the process (TSYNC). Sets no_new_privs first, which the kernel requires of an unprivileged
+/// caller and which the sandbox sets anyway.
+pub fn install_seccomp_filter(
+    program: &[super::bpf::Instruction],
+    all_threads: bool,
+) -> std::io::Result<()> {
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    const SECCOMP_FILTER_FLAG_TSYNC: libc::c_uint = 1;
+    let mut filter: Vec<libc::sock_filter> = program
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    let len = u16::try_from(filter.len())
+        .ok()
+        .filter(|len| *len > 0 && usize::from(*len) <= super::bpf::MAX_INSTRUCTIONS)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: filter.as_mut_ptr(),
+    };
+    rustix::thread::set_no_new_privs(true)?;
+    let flags = if all_threads {
+        SECCOMP_FILTER_FLAG_TSYNC
+    } else {
+        0
+    };
+    // SAFETY: seccomp(SECCOMP_SET_MODE_FILTER) reads `len` instructions from `fprog.filter`,
+    // which points into `filter`, alive and unmoved until the call returns; the kernel copies
+    // the program and keeps no pointer to it.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            std::ptr::from_ref(&fprog),
+        )
+    };
+    match result {
+        0 => Ok(()),
+        // With TSYNC, a positive result is a thread that could not be synchronised.
+        tid if tid > 0 => Err(std::io::Error::other(format!(
+            "thread {tid} could not take the filter (TSYNC)"
+        ))),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }

@@ -154,7 +154,7 @@ pub fn server_allowlist() -> Vec<AllowedSyscall> {
         allow!(
             SYS_clone3,
             Any,
-            "answered ENOSYS by a separate filter so glibc falls back to clone"
+            "answered ENOSYS so that glibc falls back to clone"
         ),
         allow!(SYS_set_robust_list, Any, "new threads (glibc)"),
         allow!(SYS_rseq, Any, "new threads (glibc >= 2.35)"),
@@ -234,12 +234,11 @@ pub fn server_allowlist() -> Vec<AllowedSyscall> {
     list
 }
 
-/// The allowlist when external plugins are configured. Plugins inherit the server's filters,
+/// The allowlist when external plugins are configured. Plugins inherit the server's filter,
 /// so this is their ceiling: the server's list plus what the plugin helper and common
 /// interpreters (CPython, Node.js) need. The never-allowed calls and sockets of other families
-/// pass this filter only to be answered EPERM by the deny filter
-/// ([`super::seccomp::compile`]): a plugin that probes them gets an error, not `seccomp_action:
-/// kill`.
+/// are listed here and answered EPERM by the filter ([`super::seccomp::table`]): a plugin that
+/// probes them gets an error, not `seccomp_action: kill`.
 pub fn plugin_runtime_allowlist() -> Vec<AllowedSyscall> {
     use ArgRule::{Any, PluginPrctl};
     let mut list: Vec<AllowedSyscall> = server_allowlist()
@@ -323,7 +322,7 @@ pub fn plugin_runtime_allowlist() -> Vec<AllowedSyscall> {
                 name,
                 number,
                 args: Any,
-                reason: "answered EPERM by the deny filter",
+                reason: "answered EPERM (a probing plugin is told no, not killed)",
             }),
     );
     list

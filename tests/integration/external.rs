@@ -193,7 +193,7 @@ fn escapes_are_refused_by_the_layer_that_owns_them() {
         ("server_mem", EACCES),
         // The control: what the manifest grants works.
         ("write_granted", "ok"),
-        // seccomp: the plugin's filter (and the server's deny filter).
+        // seccomp: the plugin's filter (and the server's answers for the plugin runtime).
         ("socket_inet", EPERM),
         ("socket_inet6", EPERM),
         ("socket_netlink", EPERM),
