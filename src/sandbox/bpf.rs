@@ -30,20 +30,44 @@ pub struct Instruction {
     pub k: u32,
 }
 
+impl Instruction {
+    /// For a jump, how many instructions it skips given the accumulator; `None` for others.
+    fn skip(&self, accumulator: u32) -> Option<usize> {
+        let k = self.k;
+        let holds = match self.code {
+            JMP_JA => return Some(k as usize),
+            JMP_JEQ_K => accumulator == k,
+            JMP_JGT_K => accumulator > k,
+            JMP_JGE_K => accumulator >= k,
+            JMP_JSET_K => accumulator & k != 0,
+            _ => return None,
+        };
+        Some(usize::from(if holds { self.jt } else { self.jf }))
+    }
+}
+
 /// A seccomp program, ready to install.
 pub type Program = Vec<Instruction>;
 
-const LD_W_ABS: u16 = 0x20;
-const ALU_AND_K: u16 = 0x54;
-const JMP_JA: u16 = 0x05;
-const JMP_JEQ_K: u16 = 0x15;
-const JMP_JGT_K: u16 = 0x25;
-const JMP_JGE_K: u16 = 0x35;
-const JMP_JSET_K: u16 = 0x45;
-const RET_K: u16 = 0x06;
+/// An instruction code from the kernel's `BPF_*` bits (all below 0x100).
+const fn code(bits: u32) -> u16 {
+    bits as u16
+}
+
+const LD_W_ABS: u16 = code(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS);
+const ALU_AND_K: u16 = code(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K);
+const JMP_JA: u16 = code(libc::BPF_JMP | libc::BPF_JA);
+const JMP_JEQ_K: u16 = code(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K);
+const JMP_JGT_K: u16 = code(libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K);
+const JMP_JGE_K: u16 = code(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K);
+const JMP_JSET_K: u16 = code(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K);
+const RET_K: u16 = code(libc::BPF_RET | libc::BPF_K);
 
 /// The longest program the kernel accepts (BPF_MAXINSNS).
-pub const MAX_INSTRUCTIONS: usize = 4096;
+pub const MAX_INSTRUCTIONS: usize = libc::BPF_MAXINSNS as usize;
+
+/// The size of `struct seccomp_data`, which loads must stay within.
+const DATA_SIZE: usize = 64;
 
 /// `struct seccomp_data` offsets: the call number, the architecture, then six 64-bit arguments.
 const NR_OFFSET: u32 = 0;
@@ -61,8 +85,18 @@ pub const AUDIT_ARCH: u32 = 0xc000_00b7;
 pub const AUDIT_ARCH: u32 = 0xc000_00f3;
 
 /// On x86_64, numbers with this bit set are x32-ABI calls under the same audit architecture.
-/// A table never lists them; they get the filter's `x32` answer.
+/// A table never lists them, nor anything above (negative as `int`); x32 numbers get the
+/// filter's `x32` answer.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// The first number a table may not list on this architecture.
+const fn first_unlisted() -> u32 {
+    if cfg!(target_arch = "x86_64") {
+        X32_SYSCALL_BIT
+    } else {
+        u32::MAX
+    }
+}
 
 /// What the kernel does with a call, from least to most severe as the kernel ranks them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +195,14 @@ impl SyscallAction {
             otherwise: action,
         }
     }
+
+    /// The answer when it does not depend on the arguments: no alternatives, an alternative
+    /// without checks (it always holds), or the same answer either way. Such a call needs no
+    /// argument loads, so the kernel can cache it.
+    pub fn fixed_answer(&self) -> Option<Action> {
+        let always = self.when.is_empty() || self.when.iter().any(Vec::is_empty);
+        (always || self.action == self.otherwise).then_some(self.action)
+    }
 }
 
 /// A whole filter: the answer for each listed number, and for the rest.
@@ -194,9 +236,10 @@ pub enum EmitError {
         /// The constant.
         value: u64,
     },
-    /// A number in the x32 range on x86_64: the `x32` answer covers those.
-    #[error("syscall {number:#x} is in the x32 range; use the filter's x32 answer")]
-    X32Number {
+    /// A number no system call has here: in or above the x32 range on x86_64 (the `x32`
+    /// answer covers those), or `u32::MAX`.
+    #[error("syscall {number:#x} is not a system call number of this architecture")]
+    NotANumber {
         /// The call.
         number: u32,
     },
@@ -209,6 +252,12 @@ pub enum EmitError {
     /// The program is longer than the kernel accepts.
     #[error("the filter needs {0} instructions; the kernel accepts at most {MAX_INSTRUCTIONS}")]
     TooLong(usize),
+    /// The number ranges came out unsorted (a bug in this module).
+    #[error("internal error: the syscall number ranges are not sorted")]
+    Unordered,
+    /// The program would fail the kernel's load-time checks (a bug in this module).
+    #[error("internal error: the emitted program is invalid: {0}")]
+    Invalid(InvalidProgram),
 }
 
 /// Emits the filter's program.
@@ -225,16 +274,22 @@ pub fn emit(filter: &Filter) -> Result<Program, EmitError> {
         ret(Action::KillProcess),
         load(NR_OFFSET),
     ];
-    program.extend(search(&ranges(filter))?);
+    let ranges = ranges(filter);
+    // The search relies on it; `validate` guarantees it.
+    if ranges.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+        return Err(EmitError::Unordered);
+    }
+    program.extend(search(&ranges)?);
     if program.len() > MAX_INSTRUCTIONS {
         return Err(EmitError::TooLong(program.len()));
     }
+    verify(&program).map_err(EmitError::Invalid)?;
     Ok(program)
 }
 
 fn validate(number: u32, syscall: &SyscallAction) -> Result<(), EmitError> {
-    if cfg!(target_arch = "x86_64") && number & X32_SYSCALL_BIT != 0 {
-        return Err(EmitError::X32Number { number });
+    if number >= first_unlisted() {
+        return Err(EmitError::NotANumber { number });
     }
     for check in syscall.when.iter().flatten() {
         if check.arg > 5 {
@@ -275,31 +330,26 @@ fn ranges(filter: &Filter) -> Vec<(u32, Leaf<'_>)> {
         out.push((start, leaf));
     }
     let mut out = Vec::new();
+    // Listed numbers are below `first_unlisted()` (see `validate`), so `number + 1` fits.
     let mut next = 0u32;
     for (&number, syscall) in &filter.syscalls {
         if number > next {
             push(next, Leaf::Answer(filter.default), &mut out);
         }
-        let leaf = if syscall.when.is_empty() {
-            Leaf::Answer(syscall.action)
-        } else {
-            Leaf::Checks(number, syscall)
+        let leaf = match syscall.fixed_answer() {
+            Some(action) => Leaf::Answer(action),
+            None => Leaf::Checks(number, syscall),
         };
         push(number, leaf, &mut out);
         next = number.saturating_add(1);
-        if number == u32::MAX {
-            return out;
-        }
+    }
+    if next < first_unlisted() || !cfg!(target_arch = "x86_64") {
+        push(next, Leaf::Answer(filter.default), &mut out);
     }
     if cfg!(target_arch = "x86_64") {
-        if next < X32_SYSCALL_BIT {
-            push(next, Leaf::Answer(filter.default), &mut out);
-        }
         push(X32_SYSCALL_BIT, Leaf::Answer(filter.x32), &mut out);
         // Numbers above the x32 range (negative as `int`) are no call at all.
         push(X32_SYSCALL_BIT << 1, Leaf::Answer(filter.default), &mut out);
-    } else {
-        push(next, Leaf::Answer(filter.default), &mut out);
     }
     out
 }
@@ -471,8 +521,8 @@ impl SeccompData {
         }
     }
 
-    fn bytes(&self) -> [u8; 64] {
-        let mut bytes = [0u8; 64];
+    fn bytes(&self) -> [u8; DATA_SIZE] {
+        let mut bytes = [0u8; DATA_SIZE];
         bytes[0..4].copy_from_slice(&self.nr.to_ne_bytes());
         bytes[4..8].copy_from_slice(&self.arch.to_ne_bytes());
         bytes[8..16].copy_from_slice(&self.instruction_pointer.to_ne_bytes());
@@ -483,10 +533,14 @@ impl SeccompData {
     }
 }
 
-/// Why [`evaluate`] could not run a program (the kernel would refuse to load it).
+/// What the kernel's load-time checks would refuse in a program, for the instructions this
+/// module emits (the kernel accepts more).
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum EvaluateError {
-    /// An instruction this interpreter (and this emitter) does not use.
+pub enum InvalidProgram {
+    /// Empty, or longer than the kernel accepts.
+    #[error("{0} instructions (1 to {MAX_INSTRUCTIONS} allowed)")]
+    Length(usize),
+    /// An instruction outside the set this module emits.
     #[error("instruction {at}: unsupported code {code:#x}")]
     Unsupported {
         /// Its index.
@@ -502,9 +556,80 @@ pub enum EvaluateError {
         /// The offset.
         offset: u32,
     },
-    /// A jump past the end, or the end reached without a return.
-    #[error("the program runs past its end")]
-    RanOff,
+    /// A jump, taken or not, that leaves the program.
+    #[error("instruction {at}: jumps past the end")]
+    JumpOut {
+        /// Its index.
+        at: usize,
+    },
+    /// The kernel requires the last instruction to be a return.
+    #[error("the last instruction is not a return")]
+    NoFinalReturn,
+}
+
+/// Checks a program as the kernel does when it is loaded (`bpf_check_classic` and
+/// `seccomp_check_filter`), for the instructions this module emits: its length, every
+/// instruction known, loads inside `struct seccomp_data`, every jump target (taken or not)
+/// inside the program, and a return last.
+///
+/// # Errors
+/// The first rule the program breaks.
+pub fn verify(program: &[Instruction]) -> Result<(), InvalidProgram> {
+    if program.is_empty() || program.len() > MAX_INSTRUCTIONS {
+        return Err(InvalidProgram::Length(program.len()));
+    }
+    for (at, instruction) in program.iter().enumerate() {
+        let lands = |skip: usize| at + 1 + skip < program.len();
+        let fits = match instruction.code {
+            LD_W_ABS => {
+                check_load(at, instruction.k)?;
+                true
+            }
+            ALU_AND_K | RET_K => true,
+            JMP_JA => lands(instruction.k as usize),
+            JMP_JEQ_K | JMP_JGT_K | JMP_JGE_K | JMP_JSET_K => {
+                lands(usize::from(instruction.jt)) && lands(usize::from(instruction.jf))
+            }
+            code => return Err(InvalidProgram::Unsupported { at, code }),
+        };
+        if !fits {
+            return Err(InvalidProgram::JumpOut { at });
+        }
+    }
+    match program.last() {
+        Some(last) if last.code == RET_K => Ok(()),
+        _ => Err(InvalidProgram::NoFinalReturn),
+    }
+}
+
+fn check_load(at: usize, offset: u32) -> Result<usize, InvalidProgram> {
+    let start = offset as usize;
+    if !start.is_multiple_of(4) || start + 4 > DATA_SIZE {
+        return Err(InvalidProgram::BadLoad { at, offset });
+    }
+    Ok(start)
+}
+
+/// Whether the kernel's action cache would answer `nr` without running the program: what
+/// `seccomp_is_const_allow` computes when the filter is attached. It follows the program with
+/// only the number and architecture known, and gives up (not cached) at any load of an
+/// argument or instruction pointer; a call is cached when that walk reaches "allow".
+pub fn cached_by_kernel(program: &[Instruction], nr: u32) -> bool {
+    let mut register = 0u32;
+    let mut pc = 0usize;
+    while let Some(instruction) = program.get(pc) {
+        pc += 1 + instruction.skip(register).unwrap_or(0);
+        let k = instruction.k;
+        match instruction.code {
+            LD_W_ABS if k == NR_OFFSET => register = nr,
+            LD_W_ABS if k == ARCH_OFFSET => register = AUDIT_ARCH,
+            RET_K => return k == Action::Allow.raw(),
+            JMP_JA | JMP_JEQ_K | JMP_JGT_K | JMP_JGE_K | JMP_JSET_K => {}
+            ALU_AND_K => register &= k,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Runs a program on one call as the kernel does, for the instructions emitters use: 32-bit
@@ -512,40 +637,28 @@ pub enum EvaluateError {
 ///
 /// # Errors
 /// The program uses another instruction, loads outside the data, or runs past its end.
-pub fn evaluate(program: &[Instruction], data: &SeccompData) -> Result<u32, EvaluateError> {
+pub fn evaluate(program: &[Instruction], data: &SeccompData) -> Result<u32, InvalidProgram> {
     let bytes = data.bytes();
     let mut accumulator = 0u32;
     let mut pc = 0usize;
     loop {
         let at = pc;
-        let instruction = program.get(at).ok_or(EvaluateError::RanOff)?;
-        pc += 1;
+        let instruction = program.get(at).ok_or(InvalidProgram::JumpOut {
+            at: at.saturating_sub(1),
+        })?;
+        pc += 1 + instruction.skip(accumulator).unwrap_or(0);
         let k = instruction.k;
-        let branch = |condition: bool| {
-            usize::from(if condition {
-                instruction.jt
-            } else {
-                instruction.jf
-            })
-        };
         match instruction.code {
             LD_W_ABS => {
-                let offset = k as usize;
-                if !offset.is_multiple_of(4) || offset + 4 > bytes.len() {
-                    return Err(EvaluateError::BadLoad { at, offset: k });
-                }
+                let offset = check_load(at, k)?;
                 let mut word = [0u8; 4];
                 word.copy_from_slice(&bytes[offset..offset + 4]);
                 accumulator = u32::from_ne_bytes(word);
             }
             ALU_AND_K => accumulator &= k,
-            JMP_JA => pc = pc.checked_add(k as usize).ok_or(EvaluateError::RanOff)?,
-            JMP_JEQ_K => pc += branch(accumulator == k),
-            JMP_JGT_K => pc += branch(accumulator > k),
-            JMP_JGE_K => pc += branch(accumulator >= k),
-            JMP_JSET_K => pc += branch(accumulator & k != 0),
+            JMP_JA | JMP_JEQ_K | JMP_JGT_K | JMP_JGE_K | JMP_JSET_K => {}
             RET_K => return Ok(k),
-            code => return Err(EvaluateError::Unsupported { at, code }),
+            code => return Err(InvalidProgram::Unsupported { at, code }),
         }
     }
 }
@@ -583,3 +696,6 @@ pub fn decide(filter: &Filter, data: &SeccompData) -> u32 {
         syscall.otherwise.raw()
     }
 }
+
+#[cfg(test)]
+mod tests;

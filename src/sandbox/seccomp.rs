@@ -11,7 +11,8 @@
 //!
 //! With external plugins those two are errors rather than `seccomp_action: kill`, so that a
 //! plugin probing for them (interpreters do) is told no instead of killed.
-//! - every other call: the policy's `seccomp_action`.
+//! - every other call: the policy's `seccomp_action`, except x32-ABI calls on x86_64, which are
+//!   refused (EPERM) even with `log`.
 //!
 //! One filter rather than one per rule because every filter is JIT-compiled at start-up and
 //! run on every call the kernel cannot answer from its cache. [`super::bpf`] emits it; the
@@ -77,9 +78,9 @@ pub fn table(plan: &SandboxPlan) -> Filter {
         SyscallAction::always(Action::Errno(libc::ENOSYS as u16)),
     );
     for (_, never) in never_allowed() {
-        // The plugin runtime lists them so that a probing plugin gets EPERM, not a kill;
-        // otherwise the policy's action applies when it is stricter.
-        let answer = if syscalls.contains_key(&number(never)) {
+        // A plugin probing for them gets EPERM, not a kill; the server itself gets the
+        // policy's action when it is stricter.
+        let answer = if plan.plugin_runtime {
             EPERM
         } else {
             EPERM.strictest(mismatch)
@@ -99,7 +100,8 @@ pub fn table(plan: &SandboxPlan) -> Filter {
     Filter {
         syscalls,
         default: mismatch,
-        x32: mismatch,
+        // Never `log`: most never-allowed calls have the same number in the x32 ABI.
+        x32: EPERM.strictest(mismatch),
     }
 }
 

@@ -39,8 +39,9 @@ pub fn install_seccomp_filter(
     program: &[super::bpf::Instruction],
     all_threads: bool,
 ) -> std::io::Result<()> {
-    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
-    const SECCOMP_FILTER_FLAG_TSYNC: libc::c_uint = 1;
+    // Passed through the variadic syscall(), so as full registers.
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    const SECCOMP_FILTER_FLAG_TSYNC: libc::c_ulong = 1;
     let mut filter: Vec<libc::sock_filter> = program
         .iter()
         .map(|i| libc::sock_filter {

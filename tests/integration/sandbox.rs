@@ -466,3 +466,38 @@ fn doctor_reports_the_kernel_and_the_verdict() {
         .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("Landlock ABI"));
 }
+
+#[test]
+fn an_emitted_filter_answers_in_the_kernel_as_its_table_does() {
+    // `bpf_probe` installs a program with long jumps, 32- and 64-bit argument checks and an
+    // x32 answer, then makes the calls: what the tests' interpreter predicts, the kernel does.
+    let sandbox = Sandbox::new();
+    let out = sandbox.command(&example("bpf_probe")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.contains('\t'))
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert!(lines.len() >= 16, "{stdout}");
+    for line in &lines {
+        assert_eq!(
+            line[1], line[2],
+            "{}: the table says {}, the kernel {}",
+            line[0], line[1], line[2]
+        );
+    }
+    let refused = lines.iter().filter(|l| l[2].starts_with("errno=")).count();
+    assert!(refused >= 10 && refused < lines.len(), "{stdout}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("instructions=") && !summary.ends_with(" jumps=0"),
+        "the long-jump path was not exercised: {summary}"
+    );
+}

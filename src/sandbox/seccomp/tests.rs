@@ -235,15 +235,10 @@ fn interesting_values() -> Vec<u64> {
 /// their first three arguments.
 fn calls(checked: &[u32]) -> Vec<SeccompData> {
     let mut calls = Vec::new();
-    let numbers = (0..1024).chain([
-        0x3fff_ffff,
-        0x4000_0000,
-        0x4000_0000 + libc::SYS_ptrace as u32,
-        0x4000_0000 + libc::SYS_socket as u32,
-        0x7fff_ffff,
-        0x8000_0000,
-        u32::MAX,
-    ]);
+    let numbers =
+        (0..1024)
+            .chain(X32..X32 + 1024)
+            .chain([0x3fff_ffff, 0x7fff_ffff, 0x8000_0000, u32::MAX]);
     for nr in numbers {
         calls.push(SeccompData::call(nr, [0; 6]));
         calls.push(SeccompData::call(nr, [u64::MAX; 6]));
@@ -263,6 +258,13 @@ fn calls(checked: &[u32]) -> Vec<SeccompData> {
         ..SeccompData::call(libc::SYS_read as u32, [0; 6])
     });
     calls
+}
+
+/// x86_64's x32-ABI bit: numbers from here to 0x7fffffff.
+const X32: u32 = 0x4000_0000;
+
+fn is_x32(nr: u32) -> bool {
+    cfg!(target_arch = "x86_64") && (X32..2 * X32).contains(&nr)
 }
 
 fn checked_numbers(filter: &Filter) -> Vec<u32> {
@@ -288,14 +290,19 @@ fn the_server_filter_answers_as_the_three_seccompiler_filters_did() {
         );
         for call in calls(&checked_numbers(&table)) {
             let ours = evaluate(&program, &call).unwrap();
-            assert_eq!(
-                ours,
-                combined(&reference, &call),
-                "{call:?} with {:?}, plugins {}",
-                plan.seccomp_action,
-                plan.plugin_runtime
-            );
             assert_eq!(ours, bpf::decide(&table, &call), "{call:?}");
+            let expected = if is_x32(call.nr) {
+                // seccompiler's filters logged these in `log` mode; the x32 forms of the
+                // never-allowed calls must not run.
+                EPERM.strictest(table.default).raw()
+            } else {
+                combined(&reference, &call)
+            };
+            assert_eq!(
+                ours, expected,
+                "{call:?} with {:?}, plugins {}",
+                plan.seccomp_action, plan.plugin_runtime
+            );
         }
     }
 }
@@ -309,8 +316,7 @@ fn the_plugin_filter_answers_as_seccompiler_did_and_refuses_x32() {
         for call in calls(&checked_numbers(&table)) {
             let ours = evaluate(&program, &call).unwrap();
             assert_eq!(ours, bpf::decide(&table, &call), "{call:?}");
-            let x32 = cfg!(target_arch = "x86_64") && (0x4000_0000..0x8000_0000).contains(&call.nr);
-            if x32 {
+            if is_x32(call.nr) {
                 // seccompiler let these through a deny list's default; we refuse them.
                 assert_eq!(ours, EPERM.raw(), "{call:?}");
             } else {
@@ -377,4 +383,47 @@ fn the_server_filter_decides_the_documented_cases() {
     plan.seccomp_action = SeccompAction::Log;
     assert_eq!(answer(&plan, libc::SYS_ptrace, [0; 6]), EPERM.raw());
     assert_eq!(answer(&plan, 1000, [0; 6]), Action::Log.raw());
+}
+
+#[test]
+fn x32_calls_never_run_in_any_mode() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    for plan in plans() {
+        let program = compile(&plan).unwrap();
+        for nr in (X32..X32 + 1024)
+            .map(|nr| nr as i64)
+            .chain(never_allowed().into_iter().map(|(_, n)| n | i64::from(X32)))
+        {
+            let answer = evaluate(&program, &SeccompData::call(nr as u32, [0; 6])).unwrap();
+            assert!(
+                precedence(answer) <= precedence(EPERM.raw()),
+                "x32 call {nr:#x} answered {answer:#x} with {:?}",
+                plan.seccomp_action
+            );
+        }
+    }
+}
+
+#[test]
+fn the_kernel_caches_exactly_the_calls_allowed_whatever_their_arguments() {
+    let plans = plans();
+    let tables = plans
+        .iter()
+        .map(table)
+        .chain([child_table(false), child_table(true)]);
+    for table in tables {
+        let program = bpf::emit(&table).unwrap();
+        let mut cached = 0;
+        for nr in 0..1024u32 {
+            let always_allowed = match table.syscalls.get(&nr) {
+                Some(syscall) => syscall.fixed_answer() == Some(Action::Allow),
+                None => table.default == Action::Allow,
+            };
+            assert_eq!(bpf::cached_by_kernel(&program, nr), always_allowed, "{nr}");
+            cached += usize::from(always_allowed);
+        }
+        assert!(cached > 90, "{cached} cached calls");
+    }
 }
