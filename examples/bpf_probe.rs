@@ -1,7 +1,15 @@
 //! Test helper (not a user example): installs a seccomp program from `sandbox::bpf` built to
 //! reach the emitter's edge cases, then makes real system calls and prints, one per line,
 //! `NAME<TAB>EXPECTED<TAB>OBSERVED`, where each is `allowed` or `errno=N`, and last
-//! `instructions=N jumps=M` (unconditional jumps: the long-jump path).
+//! `instructions=N jumps=M` (unconditional jumps: the long layout's path).
+//!
+//! ```text
+//! bpf_probe [--long]
+//! ```
+//!
+//! With `--long`, 200 filler calls with checks make the program long enough for the layout
+//! with inline returns and unconditional jumps; without, it is the short layout with shared
+//! returns, as the server's own filter.
 //!
 //! The expectation is the table read directly (`bpf::decide`); the observation is the kernel
 //! running the emitted program. The table gives each probed call its own errno (100 and up,
@@ -31,9 +39,9 @@ fn number(n: libc::c_long) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// The probed calls get errnos 100 and up; 200 filler calls with checks, on numbers no
-/// process uses here, make the program long enough that the search needs unconditional jumps.
-fn table() -> Filter {
+/// The probed calls get errnos 100 and up; `fillers` calls with checks, on numbers no process
+/// uses here, make the program longer.
+fn table(fillers: u32) -> Filter {
     let errno = |n: u16| Action::Errno(100 + n);
     let mut syscalls = BTreeMap::new();
     for (i, n) in [
@@ -68,7 +76,7 @@ fn table() -> Filter {
             otherwise: Action::Allow,
         },
     );
-    for filler in 0..200u32 {
+    for filler in 0..fillers {
         syscalls.insert(
             2000 + 2 * filler,
             SyscallAction {
@@ -99,7 +107,8 @@ fn describe(raw: u32) -> String {
 }
 
 fn main() -> ExitCode {
-    let filter = table();
+    let long = std::env::args().nth(1).as_deref() == Some("--long");
+    let filter = table(if long { 200 } else { 0 });
     let program = match bpf::emit(&filter) {
         Ok(program) => program,
         Err(error) => {

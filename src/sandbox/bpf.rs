@@ -4,8 +4,10 @@
 //! Why our own: the program is JIT-compiled and checked when it is installed, and the kernel
 //! runs it for every system call whose answer it cannot cache. A linear chain of comparisons
 //! (5 instructions per allowed call) made the allowlist 572 instructions long; as a search tree
-//! over runs of numbers with the same answer it is about a third of that, and any number is
-//! decided after about 8 comparisons instead of up to 120.
+//! over runs of numbers with the same answer, whose splits jump straight to one shared return
+//! per answer, it is 143, and any number is decided after about 7 comparisons instead of up to
+//! 120. Programs too long for the shared returns (BPF jumps reach 255 instructions) return
+//! inline instead.
 //!
 //! The program only uses the instructions the kernel's action cache can emulate (loads of the
 //! number and architecture, constant jumps, `and`, constant returns), so a call allowed whatever
@@ -279,7 +281,12 @@ pub fn emit(filter: &Filter) -> Result<Program, EmitError> {
     if ranges.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
         return Err(EmitError::Unordered);
     }
-    program.extend(search(&ranges)?);
+    // Short programs share their returns; long ones, whose splits could not reach a shared
+    // return at the end, return inline.
+    match shared_returns(&ranges)? {
+        Some(body) => program.extend(body),
+        None => program.extend(search(&ranges)?),
+    }
     if program.len() > MAX_INSTRUCTIONS {
         return Err(EmitError::TooLong(program.len()));
     }
@@ -352,6 +359,103 @@ fn ranges(filter: &Filter) -> Vec<(u32, Leaf<'_>)> {
         push(X32_SYSCALL_BIT << 1, Leaf::Answer(filter.default), &mut out);
     }
     out
+}
+
+/// Where a split sends the search: to code at an index of the body, or to the shared return
+/// of an answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Destination {
+    Code(usize),
+    Answer(Action),
+}
+
+/// A body instruction whose jumps are resolved once the body's length is known.
+enum Pending {
+    Ready(Instruction),
+    Split {
+        pivot: u32,
+        lower: Destination,
+        upper: Destination,
+    },
+}
+
+/// The search of [`search`], but a split whose half is a fixed answer jumps straight to one
+/// return per answer, placed after the body: half the instructions of [`search`] for the
+/// allowlist. `None` when some jump would be longer than BPF's 255.
+fn shared_returns(ranges: &[(u32, Leaf<'_>)]) -> Result<Option<Program>, EmitError> {
+    fn node(ranges: &[(u32, Leaf<'_>)], body: &mut Vec<Pending>) -> Result<Destination, EmitError> {
+        let [(_, leaf)] = ranges else {
+            let (lower, upper) = ranges.split_at(ranges.len() / 2);
+            let Some(&(pivot, _)) = upper.first() else {
+                return Ok(Destination::Code(body.len())); // unreachable: two or more ranges
+            };
+            let at = body.len();
+            body.push(Pending::Ready(ret(Action::KillProcess))); // replaced below
+            let lower = node(lower, body)?;
+            let upper = node(upper, body)?;
+            body[at] = Pending::Split {
+                pivot,
+                lower,
+                upper,
+            };
+            return Ok(Destination::Code(at));
+        };
+        match *leaf {
+            Leaf::Answer(action) => Ok(Destination::Answer(action)),
+            Leaf::Checks(number, syscall) => {
+                let at = body.len();
+                body.extend(checks(number, syscall)?.into_iter().map(Pending::Ready));
+                Ok(Destination::Code(at))
+            }
+        }
+    }
+    let mut body = Vec::new();
+    if let Destination::Answer(action) = node(ranges, &mut body)? {
+        return Ok(Some(vec![ret(action)]));
+    }
+    let mut answers: Vec<Action> = Vec::new();
+    for pending in &body {
+        if let Pending::Split { lower, upper, .. } = pending {
+            for destination in [lower, upper] {
+                if let Destination::Answer(action) = destination
+                    && !answers.contains(action)
+                {
+                    answers.push(*action);
+                }
+            }
+        }
+    }
+    let position = |destination: Destination| match destination {
+        Destination::Code(at) => Some(at),
+        Destination::Answer(action) => answers
+            .iter()
+            .position(|a| *a == action)
+            .map(|i| body.len() + i),
+    };
+    let mut program = Vec::with_capacity(body.len() + answers.len());
+    for (at, pending) in body.iter().enumerate() {
+        let instruction = match *pending {
+            Pending::Ready(instruction) => instruction,
+            Pending::Split {
+                pivot,
+                lower,
+                upper,
+            } => {
+                let skip = |destination| {
+                    position(destination)
+                        .and_then(|to| to.checked_sub(at + 1))
+                        .and_then(|skip| u8::try_from(skip).ok())
+                };
+                let (Some(jt), Some(jf)) = (skip(upper), skip(lower)) else {
+                    return Ok(None);
+                };
+                jump(JMP_JGE_K, pivot, jt, jf)
+            }
+        };
+        program.push(instruction);
+    }
+    program.extend(answers.into_iter().map(ret));
+    Ok(Some(program))
 }
 
 /// A binary search over `ranges` (the call number in the accumulator), laid out in pre-order:
