@@ -3,7 +3,11 @@
 //! Runs first: afterwards nothing the process does can gain privileges, and the Landlock and
 //! seccomp steps no longer depend on CAP_SYS_ADMIN (they rely on no_new_privs instead).
 
-use caps::{CapSet, Capability};
+use rustix::io::Errno;
+use rustix::thread::{
+    CapabilitySet, CapabilitySets, capabilities, capability_is_in_bounding_set,
+    clear_ambient_capability_set, remove_capability_from_bounding_set, set_capabilities,
+};
 
 use super::SandboxError;
 
@@ -12,75 +16,103 @@ use super::SandboxError;
 /// needs CAP_SETPCAP, which an unprivileged user does not have; its leftover entries are inert
 /// once no_new_privs is set and the permitted set is empty.
 ///
+/// About 90 system calls, most of them one per capability for the bounding set, which the
+/// kernel only offers one at a time.
+///
 /// # Errors
 /// A set could not be cleared, or is not empty afterwards.
 pub fn drop_all() -> Result<bool, SandboxError> {
     let fail = |step: &'static str| {
-        move |e: caps::errors::CapsError| SandboxError::Capabilities {
+        move |e: Errno| SandboxError::Capabilities {
             step,
-            detail: e.to_string(),
+            detail: std::io::Error::from(e).to_string(),
         }
     };
-    // Probed once (one prctl per capability): the caps crate's set-wide helpers probe again
-    // on every use, which made this step three times as many system calls.
-    let supported = caps::runtime::thread_all_supported();
-    if supported.is_empty() {
-        // Every later check loops over this list: empty, they would all pass unchecked.
-        return Err(SandboxError::Capabilities {
-            step: "list supported capabilities",
-            detail: "the kernel reported none (PR_CAPBSET_READ failed for every one)".into(),
-        });
-    }
+    let before = capabilities(None).map_err(fail("read the capability sets"))?;
     // The bounding set first: dropping from it needs CAP_SETPCAP, which goes with `permitted`.
-    let can_clear_bounding = caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP)
-        .map_err(fail("read effective set"))?;
+    let can_clear_bounding = before.effective.contains(CapabilitySet::SETPCAP);
+    let mut known = 0;
     if can_clear_bounding {
-        // Dropping a capability that is not in the set succeeds, so no read first.
-        for &cap in &supported {
-            caps::drop(None, CapSet::Bounding, cap).map_err(fail("drop from bounding set"))?;
+        // Capabilities are numbered from 0 up to the kernel's last; the first number it
+        // refuses (EINVAL) is past that, so the drop loop also finds how many there are.
+        while known < 64 {
+            match remove_capability_from_bounding_set(capability(known)) {
+                Ok(()) => known += 1,
+                Err(Errno::INVAL) if known > 0 => break,
+                Err(e) => return Err(fail("drop from the bounding set")(e)),
+            }
         }
     }
-    caps::clear(None, CapSet::Ambient).map_err(fail("clear ambient set"))?;
-    caps::clear(None, CapSet::Inheritable).map_err(fail("clear inheritable set"))?;
-    caps::clear(None, CapSet::Effective).map_err(fail("clear effective set"))?;
-    caps::clear(None, CapSet::Permitted).map_err(fail("clear permitted set"))?;
-
-    let still_held = |set: CapSet, held: Vec<Capability>| {
-        let mut names: Vec<String> = held.iter().map(Capability::to_string).collect();
-        names.sort();
-        SandboxError::Capabilities {
-            step: "verify",
-            detail: format!("{set:?} still holds {}", names.join(", ")),
-        }
+    clear_ambient_capability_set().map_err(fail("clear the ambient set"))?;
+    let empty = CapabilitySets {
+        effective: CapabilitySet::empty(),
+        permitted: CapabilitySet::empty(),
+        inheritable: CapabilitySet::empty(),
     };
-    for set in [CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
-        let held: Vec<Capability> = caps::read(None, set)
-            .map_err(fail(
-                "read back the inheritable, effective and permitted sets",
-            ))?
-            .into_iter()
-            .collect();
+    set_capabilities(None, empty)
+        .map_err(fail("clear the effective, permitted and inheritable sets"))?;
+
+    let after = capabilities(None).map_err(fail("read back the capability sets"))?;
+    for (set, held) in [
+        ("effective", after.effective),
+        ("permitted", after.permitted),
+        ("inheritable", after.inheritable),
+    ] {
         if !held.is_empty() {
-            return Err(still_held(set, held));
+            return Err(still_held(set, held.bits()));
         }
     }
     // The ambient set needs no read-back: the kernel keeps it within permitted ∩ inheritable
-    // (capabilities(7)), both just read back empty. The bounding set is read one capability
-    // at a time, as it can only be.
-    if can_clear_bounding {
-        let mut held = Vec::new();
-        for &cap in &supported {
-            if caps::has_cap(None, CapSet::Bounding, cap)
-                .map_err(fail("read back the bounding set"))?
-            {
-                held.push(cap);
-            }
+    // (capabilities(7)), both just read back empty.
+    let mut bounding = 0u64;
+    for number in 0..known {
+        if capability_is_in_bounding_set(capability(number))
+            .map_err(fail("read back the bounding set"))?
+        {
+            bounding |= 1 << number;
         }
-        if !held.is_empty() {
-            return Err(still_held(CapSet::Bounding, held));
-        }
+    }
+    if bounding != 0 {
+        return Err(still_held("bounding", bounding));
     }
     rustix::thread::set_no_new_privs(true)
         .map_err(|e| SandboxError::NoNewPrivs { source: e.into() })?;
     Ok(can_clear_bounding)
+}
+
+/// Capability number `number` (0 to 63) as rustix takes it.
+fn capability(number: u32) -> CapabilitySet {
+    CapabilitySet::from_bits_retain(1 << number)
+}
+
+/// The error for a set that still holds the capabilities in `bits`, named as in
+/// capabilities(7).
+fn still_held(set: &str, bits: u64) -> SandboxError {
+    let names: Vec<String> = (0..64u8)
+        .filter(|number| bits & 1 << number != 0)
+        .map(|number| {
+            caps::all()
+                .into_iter()
+                .find(|cap| cap.index() == number)
+                .map_or_else(|| format!("capability {number}"), |cap| cap.to_string())
+        })
+        .collect();
+    SandboxError::Capabilities {
+        step: "verify",
+        detail: format!("the {set} set still holds {}", names.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftover_capabilities_are_named() {
+        let error = still_held("bounding", 1 << 21 | 1 << 0 | 1 << 63).to_string();
+        assert!(
+            error.contains("the bounding set still holds CAP_CHOWN, CAP_SYS_ADMIN, capability 63"),
+            "{error}"
+        );
+    }
 }
