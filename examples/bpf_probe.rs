@@ -1,7 +1,8 @@
 //! Test helper (not a user example): installs a seccomp program from `sandbox::bpf` built to
 //! reach the emitter's edge cases, then makes real system calls and prints, one per line,
 //! `NAME<TAB>EXPECTED<TAB>OBSERVED`, where each is `allowed` or `errno=N`, and last
-//! `instructions=N jumps=M` (unconditional jumps: the long layout's path).
+//! `instructions=N jumps=M returns=R` (unconditional jumps: the long layout's path; shared
+//! returns: the short layout's).
 //!
 //! ```text
 //! bpf_probe [--long]
@@ -76,6 +77,11 @@ fn table(fillers: u32) -> Filter {
             otherwise: Action::Allow,
         },
     );
+    // Fixed answers on scattered numbers: one shared return in the short layout, one
+    // return each in the long one.
+    for scattered in 0..60u32 {
+        syscalls.insert(1000 + 3 * scattered, SyscallAction::always(errno(40)));
+    }
     for filler in 0..fillers {
         syscalls.insert(
             2000 + 2 * filler,
@@ -183,6 +189,13 @@ fn main() -> ExitCode {
         .iter()
         .filter(|i| i.code == (libc::BPF_JMP | libc::BPF_JA) as u16)
         .count();
-    println!("instructions={} jumps={jumps}", program.len());
+    let returns = program
+        .iter()
+        .filter(|i| i.code == (libc::BPF_RET | libc::BPF_K) as u16)
+        .count();
+    println!(
+        "instructions={} jumps={jumps} returns={returns}",
+        program.len()
+    );
     ExitCode::SUCCESS
 }

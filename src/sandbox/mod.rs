@@ -102,7 +102,7 @@ pub struct Enforcement {
     pub seccomp: bool,
     /// Effective, permitted, inheritable and ambient capabilities are empty.
     pub capabilities_dropped: bool,
-    /// The bounding set is empty too (needs CAP_SETPCAP at start).
+    /// The bounding set is empty too (cleared with CAP_SETPCAP, or empty from the start).
     pub bounding_set_cleared: bool,
     /// no_new_privs is set.
     pub no_new_privs: bool,

@@ -283,9 +283,11 @@ fn the_server_filter_answers_as_the_three_seccompiler_filters_did() {
         let program = compile(&plan).unwrap();
         let reference = reference_server(&plan);
         let old_length: usize = reference.iter().map(Vec::len).sum();
+        // README and bpf.rs quote 143–183 instructions; past ~250 the shared returns no
+        // longer fit and the program doubles.
         assert!(
-            program.len() * 2 < old_length,
-            "{} instructions instead of {old_length}",
+            (140..=190).contains(&program.len()),
+            "{} instructions instead of {old_length}: update the docs",
             program.len()
         );
         for call in calls(&checked_numbers(&table)) {
