@@ -157,6 +157,7 @@ fn run(args: &Args) -> Result<Value, String> {
     client.finish(TIMEOUT).map_err(|e| e.to_string())?;
 
     round_trips.sort();
+    let floor = pipe_floor(args.calls)?;
     let sandbox_cost = if args.compare_sandbox && args.server.is_empty() {
         Some(compare_sandbox(args)?)
     } else {
@@ -190,6 +191,11 @@ fn run(args: &Args) -> Result<Value, String> {
             "p50": micros(percentile(&round_trips, 50.0)),
             "p99": micros(percentile(&round_trips, 99.0)),
         },
+        "pipe_echo_round_trip_us": {
+            "program": "cat",
+            "p50": micros(percentile(&floor, 50.0)),
+            "p99": micros(percentile(&floor, 99.0)),
+        },
         "pipelined": {
             "calls": args.pipelined,
             "window": args.window,
@@ -198,6 +204,30 @@ fn run(args: &Args) -> Result<Value, String> {
         "idle_rss_mib": idle_rss_kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0),
         "peak_rss_mib": peak_rss_kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0),
     }))
+}
+
+/// Round trips of a line through `cat`: two processes passing a line back and forth over
+/// pipes with no work in between, the floor under any stdio server's round trip here (two
+/// wake-ups). Same client, same pinning, a line the size of a request.
+fn pipe_floor(calls: usize) -> Result<Vec<Duration>, String> {
+    let mut cat = StdioClient::spawn(Command::new("cat")).map_err(|e| format!("cat: {e}"))?;
+    let mut line = vec![b'x'; 120];
+    line.push(b'\n');
+    let round_trip = |cat: &mut StdioClient| -> Result<Duration, String> {
+        let start = Instant::now();
+        cat.send_raw(&line).map_err(|e| e.to_string())?;
+        cat.recv_line(TIMEOUT).map_err(|e| e.to_string())?;
+        Ok(start.elapsed())
+    };
+    for _ in 0..(calls / 10).max(1) {
+        round_trip(&mut cat)?;
+    }
+    let mut times = (0..calls)
+        .map(|_| round_trip(&mut cat))
+        .collect::<Result<Vec<_>, _>>()?;
+    cat.finish(TIMEOUT).map_err(|e| e.to_string())?;
+    times.sort();
+    Ok(times)
 }
 
 /// Round trips with the sandbox on (default policy) and off, in alternating blocks so that
@@ -547,6 +577,11 @@ fn print_table(report: &Value) {
             c["tool"].as_str().unwrap_or_default()
         ),
         c["p99"]
+    );
+    let floor = &report["pipe_echo_round_trip_us"];
+    println!(
+        "{:<36} {:>12}",
+        "pipe echo (cat) round trip p50 (us)", floor["p50"]
     );
     println!(
         "{:<36} {:>12}",
