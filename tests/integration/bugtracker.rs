@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Sandbox, Server, TIMEOUT, server_bin, tool_text};
+use crate::harness::{Sandbox, Server, TIMEOUT, server_bin, stdout_of_success, tool_text};
 
 /// Projects `a` and `b` are allowed; `outside` exists but is not. With a shared directory, the
 /// database lives there and its `projects` folder is allowed too.
@@ -891,22 +891,16 @@ fn the_original_database_imports_with_its_ids_as_aliases() {
     original_database(&old);
     let policy = shared.policy(&policy(Some(shared.path())));
     let import = || {
-        shared
-            .command(&server_bin())
-            .arg("--policy")
-            .arg(&policy)
-            .args(["bugs", "import"])
-            .arg(&old)
-            .output()
-            .unwrap()
+        stdout_of_success(
+            shared
+                .command(&server_bin())
+                .arg("--policy")
+                .arg(&policy)
+                .args(["bugs", "import"])
+                .arg(&old),
+        )
     };
-    let out = import();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = import();
     assert!(stdout.contains("imported 3 bug(s)"), "{stdout}");
     assert!(stdout.contains("cannot relate to itself"), "{stdout}");
     assert!(stdout.contains("bug-1a2b3c4d -> BUG-001"), "{stdout}");
@@ -915,9 +909,8 @@ fn the_original_database_imports_with_its_ids_as_aliases() {
         "the dangling relation is reported: {stdout}"
     );
     let again = import();
-    assert!(again.status.success());
     assert!(
-        String::from_utf8_lossy(&again.stdout).contains("imported 0 bug(s)"),
+        again.contains("imported 0 bug(s)"),
         "a second import skips what is there"
     );
 
@@ -970,19 +963,13 @@ fn the_original_database_imports_with_its_ids_as_aliases() {
     assert!(t.server.finish().success());
 
     // A relative path works from inside the project.
-    let relative = shared
-        .command(&server_bin())
-        .current_dir(&project)
-        .arg("--policy")
-        .arg(&policy)
-        .args(["bugs", "import", ".bugtracker/bugs.db"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&relative.stdout);
-    assert!(
-        relative.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&relative.stderr)
+    let stdout = stdout_of_success(
+        shared
+            .command(&server_bin())
+            .current_dir(&project)
+            .arg("--policy")
+            .arg(&policy)
+            .args(["bugs", "import", ".bugtracker/bugs.db"]),
     );
     assert!(stdout.contains("imported 0 bug(s)"), "{stdout}");
 

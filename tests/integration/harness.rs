@@ -117,6 +117,21 @@ impl Sandbox {
     }
 }
 
+/// Runs `command` to the end and returns its stdout; the test fails, showing both outputs,
+/// unless it exits successfully.
+pub fn stdout_of_success(command: &mut Command) -> String {
+    let out = command.output().expect("run the command");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {:?}\n{stdout}\n{}",
+        command.get_program(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A running server in its own sandbox directory.
 pub struct Server {
     pub client: StdioClient,

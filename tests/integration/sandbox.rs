@@ -12,7 +12,7 @@ use std::os::unix::net::{SocketAddr, UnixListener};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Sandbox, Server, example, server_bin};
+use crate::harness::{Sandbox, Server, example, server_bin, stdout_of_success};
 
 const EACCES: &str = "errno=13";
 const EPERM: &str = "errno=1";
@@ -93,27 +93,18 @@ impl World {
             .path()
             .join(format!("policy-{mode}-{action}.yaml"));
         std::fs::write(&policy, self.policy_with(mode, action)).unwrap();
-        let out = self
-            .sandbox
-            .command(&example("sandbox_probe"))
-            .env("RUST_BACKTRACE", "1")
-            .arg("--policy")
-            .arg(&policy)
-            .args(ops)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "probe failed: {:?}\n{stderr}",
-            out.status
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(op, outcome)| (op.to_owned(), outcome.to_owned()))
-            .collect()
+        stdout_of_success(
+            self.sandbox
+                .command(&example("sandbox_probe"))
+                .env("RUST_BACKTRACE", "1")
+                .arg("--policy")
+                .arg(&policy)
+                .args(ops),
+        )
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(op, outcome)| (op.to_owned(), outcome.to_owned()))
+        .collect()
     }
 }
 
@@ -497,14 +488,7 @@ fn probe_emitted_filter(long: bool) -> String {
     if long {
         command.arg("--long");
     }
-    let out = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of_success(&mut command);
     let lines: Vec<Vec<&str>> = stdout
         .lines()
         .filter(|l| l.contains('\t'))
@@ -530,16 +514,7 @@ fn the_capability_drop_fails_closed_when_the_kernel_stops_it_early() {
     // `capability_probe` makes PR_CAPBSET_DROP refuse CAP_SYS_ADMIN and above with EINVAL,
     // the answer that normally marks the end of the list: the read-back must catch it.
     let sandbox = Sandbox::new();
-    let out = sandbox
-        .command(&example("capability_probe"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of_success(&mut sandbox.command(&example("capability_probe")));
     if stdout.trim() == "not-root" {
         // Only root can drop from the bounding set; CI runs as root.
         eprintln!("capability_probe needs root: nothing to check");
