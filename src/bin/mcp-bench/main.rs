@@ -124,16 +124,7 @@ fn run(args: &Args) -> Result<Value, String> {
     // Idle: initialised, no call served yet.
     let idle_rss_kib = status_kib(pid, "VmRSS:");
 
-    let call = |client: &mut StdioClient, id: u64| call_tool(client, &args.tool, id);
-    for id in 0..(args.calls / 10).max(1) {
-        call(&mut client, id as u64)?;
-    }
-    let mut round_trips = Vec::with_capacity(args.calls);
-    for id in 0..args.calls {
-        let start = Instant::now();
-        call(&mut client, 1_000_000 + id as u64)?;
-        round_trips.push(start.elapsed());
-    }
+    let round_trips = timed(args.calls, |id| call_tool(&mut client, &args.tool, id))?;
 
     let start = Instant::now();
     let mut sent = 0usize;
@@ -156,7 +147,6 @@ fn run(args: &Args) -> Result<Value, String> {
     let peak_rss_kib = status_kib(pid, "VmHWM:");
     client.finish(TIMEOUT).map_err(|e| e.to_string())?;
 
-    round_trips.sort();
     let floor = pipe_floor(args.calls)?;
     let sandbox_cost = if args.compare_sandbox && args.server.is_empty() {
         Some(compare_sandbox(args)?)
@@ -213,19 +203,31 @@ fn pipe_floor(calls: usize) -> Result<Vec<Duration>, String> {
     let mut cat = StdioClient::spawn(Command::new("cat")).map_err(|e| format!("cat: {e}"))?;
     let mut line = vec![b'x'; 120];
     line.push(b'\n');
-    let round_trip = |cat: &mut StdioClient| -> Result<Duration, String> {
-        let start = Instant::now();
+    let times = timed(calls, |_| {
         cat.send_raw(&line).map_err(|e| e.to_string())?;
         cat.recv_line(TIMEOUT).map_err(|e| e.to_string())?;
-        Ok(start.elapsed())
-    };
-    for _ in 0..(calls / 10).max(1) {
-        round_trip(&mut cat)?;
-    }
-    let mut times = (0..calls)
-        .map(|_| round_trip(&mut cat))
-        .collect::<Result<Vec<_>, _>>()?;
+        Ok(())
+    })?;
     cat.finish(TIMEOUT).map_err(|e| e.to_string())?;
+    Ok(times)
+}
+
+/// Times `calls` sequential round trips after a warm-up of a tenth as many; sorted. Each
+/// gets its own id.
+fn timed(
+    calls: usize,
+    mut round_trip: impl FnMut(u64) -> Result<(), String>,
+) -> Result<Vec<Duration>, String> {
+    let warm_up = (calls / 10).max(1);
+    for id in 0..warm_up {
+        round_trip(id as u64)?;
+    }
+    let mut times = Vec::with_capacity(calls);
+    for id in warm_up..warm_up + calls {
+        let start = Instant::now();
+        round_trip(id as u64)?;
+        times.push(start.elapsed());
+    }
     times.sort();
     Ok(times)
 }
